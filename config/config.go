@@ -1,0 +1,291 @@
+// Package config reads every retropub setting from the environment and
+// validates it once, at start-up.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config holds plain values; it knows nothing of the parts that use them.
+type Config struct {
+	RedisURL            string
+	RedisSentinelAddrs  []string
+	RedisSentinelMaster string
+
+	WorkerConcurrency     int
+	WorkerQueues          map[string]int
+	WorkerShutdownTimeout time.Duration
+	WorkerPollInterval    time.Duration
+
+	HTTPAddr          string
+	DashboardReadOnly bool
+	DashboardUser     string
+	DashboardPassword string
+
+	LogLevel  string
+	LogFormat string
+
+	// CredstoreKeys is the raw `kid:base64key,…` list; credstore parses it.
+	CredstoreKeys string
+
+	AtlassianClientID     string
+	AtlassianClientSecret string
+	AtlassianAuthURL      string
+	AtlassianAPIURL       string
+	AtlassianPointsPerHr  int
+
+	EgressProxyURL       string
+	ConfluenceAllowCIDRs []*net.IPNet
+	ConfluenceTimeout    time.Duration
+	ConfluenceRate       int
+	ConfluenceBurst      int
+	ConfluenceMaxInflght int
+	IntegrationMaxActive int
+	BreakerFailures      int
+	BreakerOpen          time.Duration
+
+	AttachmentMaxBytes int64
+	AttachmentURLHosts []string
+}
+
+// Error names the variable and the value that was refused.
+type Error struct {
+	Var    string
+	Value  string
+	Reason string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("config: %s=%q: %s", e.Var, e.Value, e.Reason)
+}
+
+// secretVars are never echoed back in an error.
+var secretVars = map[string]bool{
+	"CREDSTORE_KEYS": true, "ATLASSIAN_CLIENT_SECRET": true, "DASHBOARD_PASSWORD": true,
+}
+
+type loader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (l *loader) fail(name, value, reason string) {
+	if secretVars[name] {
+		value = "[REDACTED]"
+	}
+	l.errs = append(l.errs, &Error{Var: name, Value: value, Reason: reason})
+}
+
+func (l *loader) str(name, def string) string {
+	if v := strings.TrimSpace(l.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (l *loader) int(name string, def, min int) int {
+	raw := l.str(name, "")
+	if raw == "" {
+		return def
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil {
+		l.fail(name, raw, "not an integer")
+		return def
+	}
+	if n < min {
+		l.fail(name, raw, fmt.Sprintf("must be at least %d", min))
+		return def
+	}
+	return n
+}
+
+func (l *loader) duration(name string, def, min time.Duration) time.Duration {
+	raw := l.str(name, "")
+	if raw == "" {
+		return def
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil {
+		l.fail(name, raw, "not a duration (examples: 30s, 1m, 100ms)")
+		return def
+	}
+	if d < min {
+		l.fail(name, raw, fmt.Sprintf("must be at least %s", min))
+		return def
+	}
+	return d
+}
+
+func (l *loader) bool(name string, def bool) bool {
+	raw := l.str(name, "")
+	if raw == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(raw)
+	if err != nil {
+		l.fail(name, raw, "not a boolean (true or false)")
+		return def
+	}
+	return b
+}
+
+func (l *loader) httpURL(name, def string, schemes ...string) string {
+	raw := l.str(name, def)
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		l.fail(name, raw, "not an absolute URL")
+		return def
+	}
+	for _, s := range schemes {
+		if u.Scheme == s {
+			return strings.TrimRight(raw, "/")
+		}
+	}
+	l.fail(name, raw, "scheme must be one of "+strings.Join(schemes, ", "))
+	return def
+}
+
+func (l *loader) list(name string) []string {
+	var out []string
+	for _, part := range strings.Split(l.str(name, ""), ",") {
+		if p := strings.TrimSpace(part); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Load reads the configuration through getenv (os.Getenv in production).
+// Every bad value is reported, each naming its variable.
+func Load(getenv func(string) string) (*Config, error) {
+	l := &loader{getenv: getenv}
+	c := &Config{
+		RedisURL:              l.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		RedisSentinelAddrs:    l.list("REDIS_SENTINEL_ADDRS"),
+		RedisSentinelMaster:   l.str("REDIS_SENTINEL_MASTER", ""),
+		WorkerConcurrency:     l.int("WORKER_CONCURRENCY", 20, 1),
+		WorkerShutdownTimeout: l.duration("WORKER_SHUTDOWN_TIMEOUT", 30*time.Second, time.Second),
+		WorkerPollInterval:    l.duration("WORKER_POLL_INTERVAL", 100*time.Millisecond, 10*time.Millisecond),
+		HTTPAddr:              l.str("HTTP_ADDR", ":8080"),
+		DashboardReadOnly:     l.bool("DASHBOARD_READONLY", true),
+		DashboardUser:         l.str("DASHBOARD_USER", ""),
+		DashboardPassword:     l.str("DASHBOARD_PASSWORD", ""),
+		LogLevel:              l.str("LOG_LEVEL", "info"),
+		LogFormat:             l.str("LOG_FORMAT", "json"),
+		CredstoreKeys:         l.str("CREDSTORE_KEYS", ""),
+		AtlassianClientID:     l.str("ATLASSIAN_CLIENT_ID", ""),
+		AtlassianClientSecret: l.str("ATLASSIAN_CLIENT_SECRET", ""),
+		AtlassianAuthURL:      l.httpURL("ATLASSIAN_AUTH_URL", "https://auth.atlassian.com", "https", "http"),
+		AtlassianAPIURL:       l.httpURL("ATLASSIAN_API_URL", "https://api.atlassian.com", "https", "http"),
+		AtlassianPointsPerHr:  l.int("ATLASSIAN_POINTS_PER_HOUR", 65000, 0),
+		EgressProxyURL:        l.httpURL("EGRESS_PROXY_URL", "", "http", "https", "socks5"),
+		ConfluenceTimeout:     l.duration("CONFLUENCE_TIMEOUT", 30*time.Second, 100*time.Millisecond),
+		ConfluenceRate:        l.int("CONFLUENCE_RATE", 20, 0),
+		ConfluenceBurst:       l.int("CONFLUENCE_BURST", 40, 0),
+		ConfluenceMaxInflght:  l.int("CONFLUENCE_MAX_INFLIGHT", 10, 0),
+		IntegrationMaxActive:  l.int("INTEGRATION_MAX_ACTIVE", 5, 0),
+		BreakerFailures:       l.int("BREAKER_FAILURES", 5, 1),
+		BreakerOpen:           l.duration("BREAKER_OPEN", 30*time.Second, time.Second),
+		AttachmentMaxBytes:    int64(l.int("ATTACHMENT_MAX_BYTES", 100<<20, 1)),
+		AttachmentURLHosts:    l.list("ATTACHMENT_URL_HOSTS"),
+	}
+	c.WorkerQueues = l.queues("WORKER_QUEUES", "critical=6,default=3,low=1")
+	c.ConfluenceAllowCIDRs = l.cidrs("CONFLUENCE_ALLOW_CIDRS")
+	l.redis(c)
+	l.check(c)
+	if len(l.errs) > 0 {
+		return nil, errors.Join(l.errs...)
+	}
+	return c, nil
+}
+
+func (l *loader) queues(name, def string) map[string]int {
+	raw := l.str(name, def)
+	out := map[string]int{}
+	for _, part := range strings.Split(raw, ",") {
+		q, w, ok := strings.Cut(strings.TrimSpace(part), "=")
+		n, err := strconv.Atoi(w)
+		if !ok || q == "" || err != nil || n < 1 {
+			l.fail(name, raw, "want name=weight pairs such as critical=6,default=3,low=1 (weights ≥ 1)")
+			return map[string]int{"critical": 6, "default": 3, "low": 1}
+		}
+		out[q] = n
+	}
+	return out
+}
+
+func (l *loader) cidrs(name string) []*net.IPNet {
+	var out []*net.IPNet
+	for _, raw := range l.list(name) {
+		if !strings.Contains(raw, "/") {
+			if ip := net.ParseIP(raw); ip != nil && ip.To4() != nil {
+				raw += "/32"
+			} else {
+				raw += "/128"
+			}
+		}
+		_, n, err := net.ParseCIDR(raw)
+		if err != nil {
+			l.fail(name, raw, "not a CIDR (example: 10.0.0.0/8)")
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func (l *loader) redis(c *Config) {
+	if len(c.RedisSentinelAddrs) > 0 || c.RedisSentinelMaster != "" {
+		if len(c.RedisSentinelAddrs) == 0 || c.RedisSentinelMaster == "" {
+			l.fail("REDIS_SENTINEL_MASTER", c.RedisSentinelMaster, "REDIS_SENTINEL_ADDRS and REDIS_SENTINEL_MASTER go together")
+		}
+		return
+	}
+	u, err := url.Parse(c.RedisURL)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		l.fail("REDIS_URL", redactURL(c.RedisURL), "want redis://[user:password@]host:port/db or rediss://…")
+	}
+}
+
+func (l *loader) check(c *Config) {
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		l.fail("LOG_LEVEL", c.LogLevel, "want debug, info, warn or error")
+	}
+	switch c.LogFormat {
+	case "json", "console":
+	default:
+		l.fail("LOG_FORMAT", c.LogFormat, "want json or console")
+	}
+	if (c.DashboardUser == "") != (c.DashboardPassword == "") {
+		l.fail("DASHBOARD_USER", c.DashboardUser, "DASHBOARD_USER and DASHBOARD_PASSWORD go together")
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			l.fail("HTTP_ADDR", c.HTTPAddr, "want host:port, e.g. :8080")
+		}
+	}
+}
+
+// redactURL hides a password in a URL so it can be shown in an error.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
