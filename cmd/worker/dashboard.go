@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"regexp"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+)
+
+// dashboard mounts asynqmon at /dashboard behind a login. Payloads and
+// results are shown as indented JSON; inline attachment data is elided
+// (it is content, not something an operator reads).
+func dashboard(conn asynq.RedisConnOpt, user, password string, readOnly bool) (http.Handler, func() error) {
+	h := asynqmon.New(asynqmon.Options{
+		RootPath:         "/dashboard",
+		RedisConnOpt:     conn,
+		ReadOnly:         readOnly,
+		PayloadFormatter: asynqmon.PayloadFormatterFunc(func(_ string, b []byte) string { return prettyJSON(b) }),
+		ResultFormatter:  asynqmon.ResultFormatterFunc(func(_ string, b []byte) string { return prettyJSON(b) }),
+	})
+	return basicAuth(h, user, password), h.Close
+}
+
+var inlineData = regexp.MustCompile(`"data_base64":\s*"[^"]{64,}"`)
+
+func prettyJSON(b []byte) string {
+	b = inlineData.ReplaceAll(b, []byte(`"data_base64":"…(elided)…"`))
+	var out bytes.Buffer
+	if json.Indent(&out, b, "", "  ") != nil {
+		return string(b)
+	}
+	return out.String()
+}
+
+func basicAuth(next http.Handler, user, password string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(user)) != 1 ||
+			subtle.ConstantTimeCompare([]byte(p), []byte(password)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="retropub dashboard"`)
+			http.Error(w, "login required", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,144 @@
+// Command worker runs retropub's publishing workers, its demo, and the
+// operator commands for integrations and keys.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"retropub/config"
+	"retropub/credstore"
+	"retropub/internal/logging"
+	"retropub/internal/redisconn"
+)
+
+const usage = `usage:
+  worker                       run the workers (configuration from the environment)
+  worker demo [--once]         the whole pipeline on embedded defaults
+  worker integrations put --file F|- | list | show ID | delete ID
+  worker keys rotate           re-seal every integration with the first key of CREDSTORE_KEYS`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "demo":
+		return runDemo(ctx, args, stdout, stderr)
+	case "run", "integrations", "keys":
+	case "-h", "--help", "help":
+		fmt.Fprintln(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "worker: unknown command %q\n%s\n", cmd, usage)
+		return 2
+	}
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	log, err := logging.New(cfg.LogLevel, cfg.LogFormat, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	defer log.Sync()
+	rdb, err := redisconn.New(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	defer rdb.Close()
+	switch cmd {
+	case "integrations", "keys":
+		keys, err := credstore.ParseKeys(cfg.CredstoreKeys)
+		if err != nil {
+			fmt.Fprintln(stderr, "CREDSTORE_KEYS:", err)
+			return 2
+		}
+		store := credstore.New(rdb, keys)
+		if cmd == "keys" {
+			return runKeys(ctx, store, args, stdout, stderr)
+		}
+		return runIntegrations(ctx, store, args, stdin, stdout, stderr)
+	}
+	if err := serve(ctx, cfg, log, rdb); err != nil {
+		log.Error("worker stopped", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+// serve runs the asynq server until ctx ends (SIGTERM/SIGINT), then drains
+// within WORKER_SHUTDOWN_TIMEOUT: asynq hands unfinished tasks back.
+func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) error {
+	a, err := newApp(cfg, log, rdb)
+	if err != nil {
+		return err
+	}
+	if err := a.srv.Start(a.mux); err != nil {
+		return fmt.Errorf("start asynq server: %w", err)
+	}
+	var mount func(*http.ServeMux)
+	if cfg.DashboardUser != "" {
+		conn, err := asynqConnOpt(cfg)
+		if err != nil {
+			return err
+		}
+		dash, closeDash := dashboard(conn, cfg.DashboardUser, cfg.DashboardPassword, cfg.DashboardReadOnly)
+		defer closeDash()
+		mount = func(m *http.ServeMux) { m.Handle("/dashboard/", dash); m.Handle("/dashboard", dash) }
+	}
+	stopHTTP := startHTTP(log, cfg.HTTPAddr, a.httpMux(mount))
+	log.Info("worker running", zap.Int("concurrency", cfg.WorkerConcurrency), zap.Any("queues", cfg.WorkerQueues), zap.String("http_addr", cfg.HTTPAddr))
+	<-ctx.Done()
+	log.Info("shutting down", zap.Duration("timeout", cfg.WorkerShutdownTimeout))
+	a.srv.Shutdown()
+	stopHTTP()
+	log.Info("worker stopped")
+	return nil
+}
+
+// asynqConnOpt is the connection asynqmon opens itself (it cannot take a
+// client). Sentinel is built by hand: asynq v0.26 misparses its URIs.
+func asynqConnOpt(cfg *config.Config) (asynq.RedisConnOpt, error) {
+	if len(cfg.RedisSentinelAddrs) > 0 {
+		o := asynq.RedisFailoverClientOpt{MasterName: cfg.RedisSentinelMaster, SentinelAddrs: cfg.RedisSentinelAddrs}
+		if u, err := redis.ParseURL(cfg.RedisURL); err == nil {
+			o.Username, o.Password, o.DB = u.Username, u.Password, u.DB
+		}
+		return o, nil
+	}
+	return asynq.ParseRedisURI(cfg.RedisURL)
+}
+
+func runKeys(ctx context.Context, store *credstore.Store, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 || args[0] != "rotate" {
+		fmt.Fprintln(stderr, "usage: worker keys rotate")
+		return 2
+	}
+	n, err := store.Rotate(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "keys rotate:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "{\"ok\":true,\"resealed\":%d}\n", n)
+	return 0
+}

@@ -1,0 +1,242 @@
+package confluence
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Authorizer adds credentials to a request. Invalidate is called after a 401
+// so the next Authorize fetches fresh credentials (a refresh, for OAuth).
+type Authorizer interface {
+	Authorize(ctx context.Context, req *http.Request) error
+}
+
+// BearerToken authorizes with a fixed access token.
+type BearerToken string
+
+// Authorize sets the Authorization header.
+func (t BearerToken) Authorize(_ context.Context, req *http.Request) error {
+	req.Header.Set("Authorization", "Bearer "+string(t))
+	return nil
+}
+
+// Client talks to one Confluence instance with one set of credentials.
+// Build one per job run on a shared *http.Client so connections pool.
+type Client struct {
+	base     *url.URL // …/ex/confluence/{cloudId}, no trailing slash
+	instance string   // "cloud:<cloudId>"
+	http     *http.Client
+	auth     Authorizer
+	allowed  []route
+	agent    string
+	calls    atomic.Int64
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient shares one pooled *http.Client between clients.
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
+
+// WithAuthorizer sets how requests carry credentials.
+func WithAuthorizer(a Authorizer) Option { return func(c *Client) { c.auth = a } }
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Option { return func(c *Client) { c.agent = ua } }
+
+// NewCloud returns a client for a Cloud site reached through the OAuth
+// gateway at apiURL (https://api.atlassian.com in production).
+func NewCloud(apiURL, cloudID string, opts ...Option) (*Client, error) {
+	if cloudID == "" || strings.ContainsAny(cloudID, "/?#") {
+		return nil, fmt.Errorf("confluence: invalid cloud id %q", cloudID)
+	}
+	base, err := url.Parse(strings.TrimRight(apiURL, "/") + "/ex/confluence/" + cloudID)
+	if err != nil || base.Host == "" {
+		return nil, fmt.Errorf("confluence: invalid API URL %q", apiURL)
+	}
+	c := &Client{base: base, instance: "cloud:" + cloudID, allowed: cloudRoutes, agent: "retropub"}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.http == nil {
+		c.http = NewHTTPClient(30*time.Second, 16)
+	}
+	if c.auth == nil {
+		return nil, errors.New("confluence: no credentials (WithAuthorizer)")
+	}
+	return c, nil
+}
+
+// NewHTTPClient returns the client every Confluence client of a process
+// should share: a per-request timeout, enough idle connections per host for
+// the worker's concurrency, and no redirects to another host.
+func NewHTTPClient(timeout time.Duration, idlePerHost int) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 0
+	tr.MaxIdleConnsPerHost = max(idlePerHost, 2)
+	return &http.Client{
+		Transport: tr,
+		Timeout:   timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) > 0 && req.URL.Host != via[0].URL.Host {
+				return http.ErrUseLastResponse
+			}
+			if len(via) >= 5 {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		},
+	}
+}
+
+// Instance names the Confluence instance, e.g. "cloud:<cloudId>".
+func (c *Client) Instance() string { return c.instance }
+
+// Calls reports how many HTTP requests this client has sent.
+func (c *Client) Calls() int64 { return c.calls.Load() }
+
+// request is one call before it is sent.
+type request struct {
+	method      string
+	path        string // relative to the base, e.g. /wiki/api/v2/pages
+	query       url.Values
+	body        io.Reader
+	contentType string
+	header      http.Header
+}
+
+func jsonBody(v any) (io.Reader, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.NewReader(b), nil
+}
+
+// do is the one request path: allowlist, credentials, send, check the
+// answer, decode into out (nil: discard).
+func (c *Client) do(ctx context.Context, r request, out any) error {
+	if !allowed(c.allowed, r.method, r.path) {
+		return &NotAllowedError{Method: r.method, Path: r.path}
+	}
+	u := *c.base
+	u.Path = c.base.Path + r.path
+	u.RawPath = ""
+	if len(r.query) > 0 {
+		u.RawQuery = r.query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), r.body)
+	if err != nil {
+		return fmt.Errorf("confluence: build %s %s: %w", r.method, r.path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.agent)
+	if r.contentType != "" {
+		req.Header.Set("Content-Type", r.contentType)
+	}
+	for k, v := range r.header {
+		req.Header[k] = v
+	}
+	if err := c.auth.Authorize(ctx, req); err != nil {
+		return err
+	}
+	c.calls.Add(1)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &TransportError{Method: r.method, Path: r.path, Err: stripURL(err)}
+	}
+	defer resp.Body.Close()
+	if err := checkResponse(r, resp); err != nil {
+		return err
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil && !errors.Is(err, io.EOF) {
+		return &TransportError{Method: r.method, Path: r.path, Err: fmt.Errorf("decode answer: %w", err)}
+	}
+	return nil
+}
+
+// stripURL drops the URL from a *url.Error: it may carry titles in the query.
+func stripURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+const maxErrorBody = 1 << 20
+
+// checkResponse is the only place that maps HTTP answers onto error types.
+func checkResponse(r request, resp *http.Response) error {
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	e := &Error{
+		StatusCode:      resp.StatusCode,
+		Method:          r.method,
+		Path:            r.path,
+		LoginReason:     resp.Header.Get("X-Seraph-LoginReason"),
+		FailureCategory: resp.Header.Get("X-Failure-Category"),
+	}
+	e.Code, e.Message = errorMessage(body)
+	if resp.StatusCode == http.StatusTooManyRequests ||
+		(resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "") {
+		d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		if !ok {
+			d = 10 * time.Second
+		}
+		return &RateLimitError{Resp: e, RetryAfter: d, Reason: resp.Header.Get("RateLimit-Reason")}
+	}
+	return e
+}
+
+// errorMessage reads the v2 ({"errors":[…]}), v1 ({"statusCode","message"}),
+// gateway ({"code","message"}) and OAuth ({"error","error_description"})
+// error shapes.
+func errorMessage(body []byte) (code, msg string) {
+	var b struct {
+		Errors []struct {
+			Code  string `json:"code"`
+			Title string `json:"title"`
+		} `json:"errors"`
+		Message          string `json:"message"`
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		return "", strings.TrimSpace(string(truncate(body, 300)))
+	}
+	switch {
+	case len(b.Errors) > 0:
+		return b.Errors[0].Code, b.Errors[0].Title
+	case b.Message != "":
+		return "", b.Message
+	case b.Error != "":
+		return b.Error, strings.TrimSpace(b.Error + ": " + b.ErrorDescription)
+	}
+	return "", ""
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}

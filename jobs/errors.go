@@ -1,0 +1,110 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"retropub/confluence"
+)
+
+// PermanentError is a failure no retry can fix: the task is archived with
+// its message (it wraps asynq.SkipRetry).
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string   { return e.Err.Error() }
+func (e *PermanentError) Unwrap() []error { return []error{e.Err, asynq.SkipRetry} }
+
+func permanent(err error) error { return &PermanentError{Err: err} }
+
+// ReauthError means the integration's credentials no longer work; the
+// integration is marked needs_reauth and the task archived.
+type ReauthError struct {
+	Integration string
+	Reason      string
+}
+
+func (e *ReauthError) Error() string {
+	return fmt.Sprintf("integration %s needs to be re-authorised (%s): put new credentials with `worker integrations put`", e.Integration, e.Reason)
+}
+func (e *ReauthError) Unwrap() error { return asynq.SkipRetry }
+
+// DeferredError asks asynq to run the task again after Delay without
+// counting a failure: a lock held elsewhere, a cooldown, an open breaker.
+type DeferredError struct {
+	Reason string
+	Delay  time.Duration
+}
+
+func (e *DeferredError) Error() string {
+	return fmt.Sprintf("deferred for %s: %s", e.Delay.Round(time.Millisecond), e.Reason)
+}
+
+// Backoff for transient failures: full jitter over base·2^n, capped.
+const (
+	backoffBase = 10 * time.Second
+	backoffCap  = time.Hour
+)
+
+// IsFailure is asynq's Config.IsFailure: deferrals and rate limits are not
+// failures, so they never use up a retry.
+func IsFailure(err error) bool {
+	var d *DeferredError
+	var rl *confluence.RateLimitError
+	return !errors.As(err, &d) && !errors.As(err, &rl)
+}
+
+// RetryDelay is asynq's Config.RetryDelayFunc; it reads the delay from the
+// error when the error knows it.
+func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	var d *DeferredError
+	var rl *confluence.RateLimitError
+	switch {
+	case errors.As(err, &d):
+		return d.Delay
+	case errors.As(err, &rl):
+		// No sooner than Retry-After; jitter spreads the fleet's return.
+		return rl.RetryAfter + time.Duration(rand.Int64N(int64(rl.RetryAfter/5)+int64(time.Second)))
+	case errors.Is(err, asynq.ErrLeaseExpired):
+		// A crashed attempt: its steps resume from the mapping.
+		return time.Second
+	}
+	ceil := backoffBase << min(n, 20)
+	if ceil > backoffCap || ceil <= 0 {
+		ceil = backoffCap
+	}
+	return time.Second + time.Duration(rand.Int64N(int64(ceil)))
+}
+
+// classify turns what a run returned into what asynq should do (DESIGN §6).
+func classify(integration string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		pe *PermanentError
+		re *ReauthError
+		de *DeferredError
+		ce *confluence.Error
+	)
+	switch {
+	case errors.As(err, &pe), errors.As(err, &re), errors.As(err, &de):
+		return err
+	case errors.Is(err, confluence.ErrRateLimited):
+		return err
+	case errors.Is(err, confluence.ErrNotAllowed):
+		return permanent(err)
+	case errors.As(err, &ce) && ce.StatusCode == 401:
+		return &ReauthError{Integration: integration, Reason: ce.Message}
+	case errors.Is(err, confluence.ErrGone):
+		return permanent(fmt.Errorf("%w (Confluence retired this endpoint: alert the retropub team)", err))
+	case errors.Is(err, confluence.ErrForbidden):
+		return permanent(fmt.Errorf("%w (check the integration's permissions and scopes in Confluence)", err))
+	case errors.Is(err, confluence.ErrBadRequest), errors.Is(err, confluence.ErrTooLarge):
+		return permanent(err)
+	}
+	return err
+}

@@ -1,0 +1,705 @@
+package jobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"retropub/confluence"
+	"retropub/credstore"
+)
+
+// Confluence is what publishing needs from a Confluence client.
+type Confluence interface {
+	Instance() string
+	Calls() int64
+	SpaceByKey(ctx context.Context, key string) (*confluence.Space, error)
+	PageByTitle(ctx context.Context, spaceID, title string, withBody bool) (*confluence.Page, error)
+	PageByTitleFold(ctx context.Context, spaceID, title string) (*confluence.Page, error)
+	PageByID(ctx context.Context, id string, withBody bool) (*confluence.Page, error)
+	CreatePage(ctx context.Context, p confluence.NewPage) (*confluence.Page, error)
+	UpdatePage(ctx context.Context, u confluence.PageUpdate) (*confluence.Page, error)
+	AttachmentByName(ctx context.Context, pageID, filename string) (*confluence.Attachment, error)
+	AddAttachments(ctx context.Context, pageID string, files []confluence.Upload) ([]confluence.Attachment, error)
+	UpdateAttachment(ctx context.Context, pageID, attachmentID string, file confluence.Upload) (*confluence.Attachment, error)
+}
+
+// Integrations is what publishing needs from the credential store.
+type Integrations interface {
+	Get(ctx context.Context, id string) (*credstore.Record, error)
+	SetStatus(ctx context.Context, id string, st credstore.Status) error
+}
+
+// Connector builds (or reuses) the client for an integration's instance.
+type Connector func(ctx context.Context, rec *credstore.Record) (Confluence, error)
+
+// Publisher handles report:publish tasks.
+type Publisher struct {
+	Redis        redis.UniversalClient
+	Integrations Integrations
+	Connect      Connector
+	Log          *zap.Logger
+}
+
+// lockTTL outlives the task timeout so a running attempt never loses its
+// lock; a crashed attempt's retry takes it over (same task id).
+const lockTTL = PublishTimeout + time.Minute
+
+// maxUploadBatch splits multipart uploads only when they would pass 64 MiB.
+const maxUploadBatch = 64 << 20
+
+// Step outcomes recorded in the task result.
+const (
+	ran     = "ran"
+	skipped = "skipped"
+)
+
+// PublishResult is the task's result (asynq ResultWriter, JSON).
+type PublishResult struct {
+	Outcome   string            `json:"outcome"` // published, unchanged, skipped_older_revision, kept_manual_edit
+	PageID    string            `json:"page_id,omitempty"`
+	URL       string            `json:"url,omitempty"`
+	Title     string            `json:"title,omitempty"`
+	Version   int               `json:"version,omitempty"`
+	Revision  int64             `json:"revision"`
+	Steps     map[string]string `json:"steps"`
+	HTTPCalls int64             `json:"http_calls"`
+	Note      string            `json:"note,omitempty"`
+}
+
+// ProcessTask implements asynq.Handler.
+func (h *Publisher) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	taskID, _ := asynq.GetTaskID(ctx)
+	attempt, _ := asynq.GetRetryCount(ctx)
+	log := h.Log.With(zap.String("task_id", taskID), zap.String("task_type", t.Type()), zap.Int("attempt", attempt+1))
+	p, err := DecodePublishPayload(t.Payload())
+	if err != nil {
+		log.Warn("invalid payload archived", zap.Error(err))
+		return permanent(fmt.Errorf("invalid payload: %w", err))
+	}
+	log = log.With(zap.String("integration", p.IntegrationID), zap.String("report_id", p.Report.ID),
+		zap.Int64("revision", p.Report.Revision), zap.String("event_id", p.EventID))
+	r := &publishRun{h: h, p: p, taskID: taskID, log: log, res: PublishResult{Revision: p.Report.Revision, Steps: map[string]string{}}}
+	if taskID == "" {
+		r.taskID = p.TaskID()
+	}
+	err = classify(p.IntegrationID, r.run(ctx))
+	var re *ReauthError
+	if errors.As(err, &re) {
+		h.markReauth(ctx, log, p.IntegrationID, re.Reason)
+	}
+	if err != nil {
+		return fmt.Errorf("publish report %s rev %d: %w", p.Report.ID, p.Report.Revision, err)
+	}
+	out, _ := json.Marshal(r.res)
+	if _, err := t.ResultWriter().Write(out); err != nil {
+		log.Warn("write task result", zap.Error(err))
+	}
+	log.Info("publish done", zap.String("outcome", r.res.Outcome), zap.String("page_id", r.res.PageID), zap.Int64("http_calls", r.res.HTTPCalls))
+	return nil
+}
+
+func (h *Publisher) markReauth(ctx context.Context, log *zap.Logger, id, reason string) {
+	st := credstore.Status{NeedsReauth: true, Reason: reason, Since: time.Now().UTC()}
+	if err := h.Integrations.SetStatus(ctx, id, st); err != nil {
+		log.Error("mark integration needs_reauth", zap.Error(err))
+		return
+	}
+	log.Warn("integration marked needs_reauth", zap.String("reason", reason))
+}
+
+// publishRun is one attempt at one task: the payload, the state read so
+// far and the client, shared by the steps.
+type publishRun struct {
+	h      *Publisher
+	p      *PublishPayload
+	taskID string
+	log    *zap.Logger
+
+	lock  *lock
+	key   string // mapping key
+	m     *mapping
+	title string // wanted page title
+	body  string
+	hash  string
+	files []localFile
+
+	rec      *credstore.Record
+	cf       Confluence
+	space    *confluence.Space
+	parentID string
+	created  bool // the page was created by this attempt
+	done     bool // a step finished the run early
+	res      PublishResult
+}
+
+type localFile struct {
+	att  Attachment
+	data []byte
+	hash string
+}
+
+type step struct {
+	name string
+	fn   func(context.Context) error
+}
+
+func (r *publishRun) run(ctx context.Context) (err error) {
+	steps := []step{
+		{"lock", r.takeLock},
+		{"read_mapping", r.readMapping},
+		{"render", r.render},
+		{"check_unchanged", r.checkUnchanged},
+		{"load_integration", r.loadIntegration},
+		{"resolve_space", r.resolveSpace},
+		{"ensure_parent", r.ensureParent},
+		{"write_page", r.writePage},
+		{"upload_attachments", r.uploadAttachments},
+		{"save", r.save},
+	}
+	defer func() {
+		if r.lock != nil {
+			if rerr := r.lock.release(context.WithoutCancel(ctx)); rerr != nil {
+				r.log.Warn("release report lock", zap.Error(rerr))
+			}
+		}
+		if r.cf != nil {
+			r.res.HTTPCalls = r.cf.Calls()
+		}
+	}()
+	for _, s := range steps {
+		if r.done {
+			r.res.Steps[s.name] = skipped
+			continue
+		}
+		if err := s.fn(ctx); err != nil {
+			r.log.Warn("step failed", zap.String("step", s.name), zap.Error(err))
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		if _, set := r.res.Steps[s.name]; !set {
+			r.res.Steps[s.name] = ran
+		}
+		r.log.Debug("step done", zap.String("step", s.name), zap.String("outcome", r.res.Steps[s.name]))
+	}
+	return nil
+}
+
+func (r *publishRun) takeLock(ctx context.Context) error {
+	l := &lock{rdb: r.h.Redis, key: reportLockKey(r.p.IntegrationID, r.p.Report.ID), token: r.taskID}
+	if err := l.acquire(ctx, lockTTL); err != nil {
+		if errors.Is(err, errLockHeld) {
+			return &DeferredError{Reason: "report is being published by another task", Delay: time.Second + rand.N(2*time.Second)}
+		}
+		return err
+	}
+	r.lock = l
+	return nil
+}
+
+func (r *publishRun) readMapping(ctx context.Context) error {
+	r.key = mappingKey(r.p.IntegrationID, r.p.Report.ID)
+	m, err := loadMapping(ctx, r.h.Redis, r.key)
+	if err != nil {
+		return err
+	}
+	r.m = m
+	if m.Revision > r.p.Report.Revision {
+		r.finish("skipped_older_revision", fmt.Sprintf("revision %d is already published", m.Revision))
+	}
+	return nil
+}
+
+func (r *publishRun) render(context.Context) error {
+	r.title = PageTitle(r.p.Report.Title)
+	r.body = RenderPage(r.p)
+	r.hash = BodyHash(r.title, r.body)
+	for _, a := range r.p.Attachments {
+		if a.DataBase64 == "" {
+			return permanent(fmt.Errorf("attachment %s: url attachments are not supported by this worker version; send data_base64", a.Filename))
+		}
+		data, err := base64.StdEncoding.DecodeString(a.DataBase64)
+		if err != nil {
+			return permanent(fmt.Errorf("attachment %s: data_base64: %w", a.Filename, err))
+		}
+		sum := sha256.Sum256(data)
+		f := localFile{att: a, data: data, hash: hex.EncodeToString(sum[:])}
+		if a.SHA256 != "" && a.SHA256 != f.hash {
+			return permanent(fmt.Errorf("attachment %s: sha256 %s does not match the data (%s)", a.Filename, a.SHA256, f.hash))
+		}
+		r.files = append(r.files, f)
+	}
+	return nil
+}
+
+// checkUnchanged decides from the mapping alone, before any credential is
+// loaded: an unchanged republish makes no HTTP request at all.
+func (r *publishRun) checkUnchanged(context.Context) error {
+	m := r.m
+	if m.PageID == "" || m.TitleWanted != r.title || m.BodyHash != r.hash {
+		return nil
+	}
+	for _, f := range r.files {
+		if m.Files[f.att.Filename].Hash != f.hash {
+			return nil
+		}
+	}
+	r.res.PageID, r.res.Title, r.res.Version = m.PageID, m.Title, m.Version
+	r.finish("unchanged", "")
+	return nil
+}
+
+func (r *publishRun) finish(outcome, note string) {
+	r.res.Outcome, r.res.Note = outcome, note
+	r.done = true
+}
+
+func (r *publishRun) loadIntegration(ctx context.Context) error {
+	rec, err := r.h.Integrations.Get(ctx, r.p.IntegrationID)
+	if errors.Is(err, credstore.ErrNotFound) {
+		return permanent(fmt.Errorf("integration %q does not exist: create it with `worker integrations put`", r.p.IntegrationID))
+	}
+	var uk *credstore.UnknownKeyError
+	if errors.As(err, &uk) {
+		return permanent(err)
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Status.NeedsReauth {
+		return &ReauthError{Integration: rec.ID, Reason: rec.Status.Reason}
+	}
+	r.rec = rec
+	cf, err := r.h.Connect(ctx, rec)
+	if err != nil {
+		return err
+	}
+	r.cf = cf
+	return nil
+}
+
+func (r *publishRun) resolveSpace(ctx context.Context) error {
+	key := spaceKey(r.p.IntegrationID, r.p.Target.SpaceKey)
+	if v, err := r.h.Redis.HGetAll(ctx, key).Result(); err == nil && v["id"] != "" {
+		r.space = &confluence.Space{ID: v["id"], Key: r.p.Target.SpaceKey, HomepageID: v["homepage"]}
+		r.res.Steps["resolve_space"] = "cached"
+		return nil
+	}
+	sp, err := r.cf.SpaceByKey(ctx, r.p.Target.SpaceKey)
+	if errors.Is(err, confluence.ErrNotFound) {
+		return permanent(fmt.Errorf("space %q not found in Confluence, or the integration cannot see it", r.p.Target.SpaceKey))
+	}
+	if err != nil {
+		return err
+	}
+	r.space = sp
+	pipe := r.h.Redis.TxPipeline()
+	pipe.HSet(ctx, key, "id", sp.ID, "homepage", sp.HomepageID)
+	pipe.Expire(ctx, key, cacheTTL)
+	_, err = pipe.Exec(ctx)
+	return err
+}
+
+// ensureParent finds or creates the parent page ("Retrospectives" …):
+// cached id, else by title in the whole space, else created under a short
+// lock so racing jobs make one parent.
+func (r *publishRun) ensureParent(ctx context.Context) error {
+	title := PageTitle(r.p.ParentTitle())
+	ckey := parentKey(r.p.IntegrationID, r.space.ID, r.p.Target.RootPageID, title)
+	if id, err := r.h.Redis.Get(ctx, ckey).Result(); err == nil && id != "" {
+		r.parentID = id
+		r.res.Steps["ensure_parent"] = "cached"
+		return nil
+	}
+	remember := func(id string) error {
+		r.parentID = id
+		return r.h.Redis.Set(ctx, ckey, id, cacheTTL).Err()
+	}
+	if pg, err := r.findByTitle(ctx, title); err == nil {
+		if r.p.Target.RootPageID != "" && pg.ParentID != r.p.Target.RootPageID {
+			r.log.Info("parent page found outside root_page_id; using it", zap.String("parent_id", pg.ID))
+		}
+		return remember(pg.ID)
+	} else if !errors.Is(err, confluence.ErrNotFound) {
+		return err
+	}
+	l := &lock{rdb: r.h.Redis, key: parentLockKey(r.p.IntegrationID, r.space.ID, title), token: r.taskID}
+	if err := l.acquire(ctx, 30*time.Second); err != nil {
+		if errors.Is(err, errLockHeld) {
+			return &DeferredError{Reason: "parent page is being created by another task", Delay: time.Second + rand.N(time.Second)}
+		}
+		return err
+	}
+	defer l.release(context.WithoutCancel(ctx))
+	if id, err := r.h.Redis.Get(ctx, ckey).Result(); err == nil && id != "" {
+		r.parentID = id
+		return nil
+	}
+	pg, err := r.cf.CreatePage(ctx, confluence.NewPage{
+		SpaceID: r.space.ID, ParentID: r.p.Target.RootPageID, Title: title,
+		Body: "<p>Reports published by retropub.</p>",
+	})
+	if errors.Is(err, confluence.ErrTitleExists) {
+		// Created meanwhile, or held under another case: find it again.
+		pg, err = r.findByTitle(ctx, title)
+	}
+	if err != nil {
+		return err
+	}
+	return remember(pg.ID)
+}
+
+// findByTitle looks a title up exactly, then case-insensitively, because
+// Confluence's filter is case-sensitive while uniqueness is not.
+func (r *publishRun) findByTitle(ctx context.Context, title string) (*confluence.Page, error) {
+	pg, err := r.cf.PageByTitle(ctx, r.space.ID, title, false)
+	if errors.Is(err, confluence.ErrNotFound) {
+		return r.cf.PageByTitleFold(ctx, r.space.ID, title)
+	}
+	return pg, err
+}
+
+func (r *publishRun) writePage(ctx context.Context) error {
+	if r.m.PageID != "" {
+		if r.m.TitleWanted == r.title && r.m.BodyHash == r.hash {
+			r.res.Steps["write_page"] = skipped
+			return nil
+		}
+		err := r.updatePage(ctx)
+		if !errors.Is(err, confluence.ErrNotFound) {
+			return err
+		}
+		// Deleted in Confluence: create it anew and remap.
+		r.log.Info("mapped page is gone; creating it again", zap.String("page_id", r.m.PageID))
+		if err := r.h.Redis.HDel(ctx, r.key, "page_id", "version", "body_hash").Err(); err != nil {
+			return err
+		}
+		r.m.PageID, r.m.Files = "", map[string]fileState{}
+		r.m.Pending = r.taskID // a create may have gone through: look first
+	}
+	return r.createPage(ctx)
+}
+
+// updatePage writes version+1 of the page. A version conflict means the
+// page changed since we wrote it: someone edited it in Confluence.
+func (r *publishRun) updatePage(ctx context.Context) error {
+	title := r.m.Title
+	if r.m.TitleWanted != r.title || title == "" {
+		title = r.title
+	}
+	next := r.m.Version + 1
+	for attempt := 0; ; attempt++ {
+		pg, err := r.cf.UpdatePage(ctx, confluence.PageUpdate{
+			ID: r.m.PageID, SpaceID: r.space.ID, ParentID: r.m.ParentID, Title: title, Body: r.body,
+			Version: next, Message: fmt.Sprintf("retropub: report revision %d", r.p.Report.Revision),
+		})
+		switch {
+		case err == nil:
+			return r.saveWrittenPage(ctx, pg, false)
+		case errors.Is(err, confluence.ErrVersionConflict) && attempt < 2:
+			cur, gerr := r.cf.PageByID(ctx, r.m.PageID, false)
+			if gerr != nil {
+				return gerr
+			}
+			if cur.Version.Number != r.m.Version && r.rec.EditPolicy == "keep" {
+				r.res.PageID, r.res.Version = cur.ID, cur.Version.Number
+				r.finish("kept_manual_edit", fmt.Sprintf("page %s was edited in Confluence (version %d, ours %d); edit_policy keep leaves it", cur.ID, cur.Version.Number, r.m.Version))
+				r.log.Info("manual edit kept", zap.String("page_id", cur.ID))
+				return r.saveRevision(ctx)
+			}
+			next = cur.Version.Number + 1
+		case errors.Is(err, confluence.ErrTitleExists) && title == r.title:
+			title = r.disambiguate(1)
+		default:
+			return err
+		}
+	}
+}
+
+// createPage creates the report page, looking first only when an earlier
+// attempt may already have created it (its pending marker is there).
+func (r *publishRun) createPage(ctx context.Context) error {
+	if r.m.Pending != "" {
+		if pg, err := r.findOwn(ctx, r.title); err == nil {
+			return r.adopt(ctx, pg)
+		} else if !errors.Is(err, confluence.ErrNotFound) {
+			return err
+		}
+	}
+	if err := r.h.Redis.HSet(ctx, r.key, "pending", r.taskID).Err(); err != nil {
+		return err
+	}
+	for n := 0; n < 3; n++ {
+		title := r.disambiguate(n)
+		pg, err := r.cf.CreatePage(ctx, confluence.NewPage{SpaceID: r.space.ID, ParentID: r.parentID, Title: title, Body: r.body})
+		if err == nil {
+			r.created = true
+			return r.saveWrittenPage(ctx, pg, true)
+		}
+		if errors.Is(err, confluence.ErrNotFound) {
+			// The cached parent is gone: forget it and let the retry recreate it.
+			r.h.Redis.Del(ctx, parentKey(r.p.IntegrationID, r.space.ID, r.p.Target.RootPageID, PageTitle(r.p.ParentTitle())))
+			return err
+		}
+		if !errors.Is(err, confluence.ErrTitleExists) {
+			return err
+		}
+		if pg, ferr := r.findOwn(ctx, title); ferr == nil {
+			return r.adopt(ctx, pg)
+		}
+	}
+	return permanent(fmt.Errorf("title %q and its disambiguated forms are all taken in space %s", r.title, r.p.Target.SpaceKey))
+}
+
+// disambiguate gives the n-th title to try: the title, then with the date,
+// then with the report id (DESIGN §5).
+func (r *publishRun) disambiguate(n int) string {
+	suffix := ""
+	switch n {
+	case 0:
+		return r.title
+	case 1:
+		suffix = heldDate(r.p.Report.HeldAt)
+		if suffix == "" {
+			suffix = r.p.Report.ID
+		}
+	default:
+		suffix = r.p.Report.ID
+	}
+	return PageTitle(trimRunes(r.title, MaxTitleLen-len([]rune(suffix))-3) + " (" + suffix + ")")
+}
+
+func trimRunes(s string, n int) string {
+	if rs := []rune(s); len(rs) > n && n > 0 {
+		return string(rs[:n])
+	}
+	return s
+}
+
+// findOwn finds a page by title and accepts it only if its footer carries
+// this report's id.
+func (r *publishRun) findOwn(ctx context.Context, title string) (*confluence.Page, error) {
+	pg, err := r.cf.PageByTitle(ctx, r.space.ID, title, true)
+	if err != nil {
+		return nil, err
+	}
+	if !OwnsPage(pg.Body.Storage.Value, r.p.Report.ID) {
+		return nil, &confluence.Error{StatusCode: 404, Message: "page with that title is not ours"}
+	}
+	return pg, nil
+}
+
+// adopt maps a page an earlier attempt created, then brings it up to date.
+func (r *publishRun) adopt(ctx context.Context, pg *confluence.Page) error {
+	r.log.Info("adopting page created by an earlier attempt", zap.String("page_id", pg.ID))
+	r.m.PageID, r.m.Version, r.m.ParentID, r.m.Title, r.m.TitleWanted = pg.ID, pg.Version.Number, pg.ParentID, pg.Title, r.title
+	if pg.Body.Storage.Value == r.body {
+		return r.saveWrittenPage(ctx, pg, false)
+	}
+	return r.updatePage(ctx)
+}
+
+// saveWrittenPage records the page we just wrote in the mapping.
+func (r *publishRun) saveWrittenPage(ctx context.Context, pg *confluence.Page, fresh bool) error {
+	parent := pg.ParentID
+	if parent == "" {
+		parent = r.parentID
+	}
+	fields := []any{
+		"page_id", pg.ID, "space_id", r.space.ID, "parent_id", parent, "title_wanted", r.title,
+		"title", pg.Title, "version", strconv.Itoa(pg.Version.Number), "body_hash", r.hash,
+	}
+	if fresh {
+		fields = append(fields, "fresh", "1")
+	}
+	pipe := r.h.Redis.TxPipeline()
+	pipe.HSet(ctx, r.key, fields...)
+	pipe.HDel(ctx, r.key, "pending")
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("save mapping for page %s: %w", pg.ID, err)
+	}
+	r.m.PageID, r.m.Version, r.m.ParentID, r.m.Title, r.m.TitleWanted, r.m.BodyHash = pg.ID, pg.Version.Number, parent, pg.Title, r.title, r.hash
+	r.m.Fresh = r.m.Fresh || fresh
+	r.res.URL = pg.URL()
+	return nil
+}
+
+// uploadAttachments sends what changed: known attachments get a new
+// version through /data, new ones go up together in one multipart POST.
+func (r *publishRun) uploadAttachments(ctx context.Context) error {
+	var add []localFile
+	updated := 0
+	for _, f := range r.files {
+		st := r.m.Files[f.att.Filename]
+		if st.Hash == f.hash {
+			continue
+		}
+		if st.ID == "" && !r.m.Fresh {
+			// Not recorded and the page is not new: an earlier attempt or a
+			// person may have uploaded it. Look before writing.
+			a, err := r.cf.AttachmentByName(ctx, r.m.PageID, f.att.Filename)
+			switch {
+			case err == nil && a.Comment() == hashComment(f.hash):
+				if err := r.saveFile(ctx, f.att.Filename, a.ID, f.hash); err != nil {
+					return err
+				}
+				continue
+			case err == nil:
+				st.ID = a.ID
+			case !errors.Is(err, confluence.ErrNotFound):
+				return err
+			}
+		}
+		if st.ID != "" {
+			a, err := r.cf.UpdateAttachment(ctx, r.m.PageID, st.ID, f.upload())
+			if err != nil {
+				return err
+			}
+			if err := r.saveFile(ctx, f.att.Filename, a.ID, f.hash); err != nil {
+				return err
+			}
+			updated++
+			continue
+		}
+		add = append(add, f)
+	}
+	if len(add) == 0 {
+		if updated == 0 {
+			r.res.Steps["upload_attachments"] = skipped
+		}
+		return r.clearFresh(ctx)
+	}
+	// From here an upload may go through without us hearing of it: a
+	// later attempt must look by file name first.
+	if err := r.clearFresh(ctx); err != nil {
+		return err
+	}
+	for _, batch := range batches(add) {
+		if err := r.addBatch(ctx, batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *publishRun) addBatch(ctx context.Context, batch []localFile) error {
+	uploads := make([]confluence.Upload, len(batch))
+	for i, f := range batch {
+		uploads[i] = f.upload()
+	}
+	got, err := r.cf.AddAttachments(ctx, r.m.PageID, uploads)
+	if errors.Is(err, confluence.ErrFileExists) {
+		// Someone added one of these names meanwhile: go one by one.
+		r.m.Fresh = false
+		for _, f := range batch {
+			r.m.Files[f.att.Filename] = fileState{}
+		}
+		return r.uploadOneByOne(ctx, batch)
+	}
+	if err != nil {
+		return err
+	}
+	byName := map[string]string{}
+	for _, a := range got {
+		byName[a.Title] = a.ID
+	}
+	for _, f := range batch {
+		if err := r.saveFile(ctx, f.att.Filename, byName[f.att.Filename], f.hash); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *publishRun) uploadOneByOne(ctx context.Context, batch []localFile) error {
+	for _, f := range batch {
+		a, err := r.cf.AttachmentByName(ctx, r.m.PageID, f.att.Filename)
+		switch {
+		case err == nil:
+			a, err = r.cf.UpdateAttachment(ctx, r.m.PageID, a.ID, f.upload())
+		case errors.Is(err, confluence.ErrNotFound):
+			var got []confluence.Attachment
+			got, err = r.cf.AddAttachments(ctx, r.m.PageID, []confluence.Upload{f.upload()})
+			if err == nil && len(got) > 0 {
+				a = &got[0]
+			}
+		}
+		if err != nil {
+			return err
+		}
+		id := ""
+		if a != nil {
+			id = a.ID
+		}
+		if err := r.saveFile(ctx, f.att.Filename, id, f.hash); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func batches(files []localFile) [][]localFile {
+	var out [][]localFile
+	var cur []localFile
+	size := 0
+	for _, f := range files {
+		if len(cur) > 0 && size+len(f.data) > maxUploadBatch {
+			out, cur, size = append(out, cur), nil, 0
+		}
+		cur = append(cur, f)
+		size += len(f.data)
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+func hashComment(hash string) string { return "sha256:" + hash }
+
+func (f localFile) upload() confluence.Upload {
+	ct := f.att.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	return confluence.BytesUpload(f.att.Filename, ct, hashComment(f.hash), f.data)
+}
+
+func (r *publishRun) saveFile(ctx context.Context, name, id, hash string) error {
+	r.m.Files[name] = fileState{ID: id, Hash: hash}
+	return r.h.Redis.HSet(ctx, r.key, fieldFilePrefix+name, id+" "+hash).Err()
+}
+
+func (r *publishRun) clearFresh(ctx context.Context) error {
+	if !r.m.Fresh {
+		return nil
+	}
+	r.m.Fresh = false
+	return r.h.Redis.HDel(ctx, r.key, "fresh").Err()
+}
+
+func (r *publishRun) save(ctx context.Context) error {
+	r.res.Outcome = "published"
+	r.res.PageID, r.res.Title, r.res.Version = r.m.PageID, r.m.Title, r.m.Version
+	return r.saveRevision(ctx)
+}
+
+// saveRevision raises the mapping's revision, never lowers it.
+func (r *publishRun) saveRevision(ctx context.Context) error {
+	return raiseRevision.Run(ctx, r.h.Redis, []string{r.key}, r.p.Report.Revision).Err()
+}
+
+var raiseRevision = redis.NewScript(`
+local cur = tonumber(redis.call('HGET', KEYS[1], 'revision') or '0')
+if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'revision', ARGV[1]) end
+return 1`)
