@@ -270,7 +270,7 @@ func (r *publishRun) loadIntegration(ctx context.Context) error {
 		return permanent(fmt.Errorf("integration %q does not exist: create it with `worker integrations put`", r.p.IntegrationID))
 	}
 	var uk *credstore.UnknownKeyError
-	if errors.As(err, &uk) {
+	if errors.As(err, &uk) || errors.Is(err, credstore.ErrCannotDecrypt) {
 		return permanent(err)
 	}
 	if err != nil {

@@ -41,7 +41,7 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		http:  confluence.NewHTTPClient(cfg.ConfluenceTimeout, cfg.WorkerConcurrency),
 	}
 	a.mux = asynq.NewServeMux()
-	jobs.Register(a.mux, &jobs.Publisher{Redis: rdb, Integrations: a.store, Connect: a.connect, Log: log})
+	jobs.Register(a.mux, &jobs.Publisher{Redis: rdb, Integrations: a.store, Connect: jobs.NewConnector(cfg.AtlassianAPIURL, a.http), Log: log})
 	a.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.WorkerConcurrency,
 		Queues:                   cfg.WorkerQueues,
@@ -66,21 +66,6 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		}),
 	})
 	return a, nil
-}
-
-// connect builds the Confluence client for an integration. Clients are
-// cheap: they share one pooled *http.Client.
-func (a *app) connect(_ context.Context, rec *credstore.Record) (jobs.Confluence, error) {
-	if rec.Flavor != "cloud" {
-		return nil, &jobs.PermanentError{Err: fmt.Errorf("integration %s: flavor %q is not supported by this worker version", rec.ID, rec.Flavor)}
-	}
-	if rec.CloudID == "" {
-		return nil, &jobs.PermanentError{Err: fmt.Errorf("integration %s: cloud_id is required (site_url look-up is not supported yet)", rec.ID)}
-	}
-	return confluence.NewCloud(a.cfg.AtlassianAPIURL, rec.CloudID,
-		confluence.WithHTTPClient(a.http),
-		confluence.WithAuthorizer(confluence.BearerToken(rec.Auth.AccessToken.Reveal())),
-		confluence.WithUserAgent("retropub/1"))
 }
 
 // serveHTTP runs the health endpoints (and, later, metrics and dashboard).

@@ -350,53 +350,56 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.latency = d
 }
 
-// ServeHTTP records the request, applies latency, faults and holds, then
-// hands it to the endpoint.
+// ServeHTTP applies latency, faults and holds, hands the request to its
+// endpoint and records it. The answer is buffered and recorded before the
+// client sees it, so a test that has its response also sees it in Requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rw := &statusWriter{ResponseWriter: w}
 	rt := s.resolve(r.Method, r.URL.Path)
-	defer func() {
-		status := rw.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		s.record(Request{
-			Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Status: status,
-			Time: s.clock(), Allowed: rt.allowed, Write: rt.write, Route: rt.name,
-		})
-	}()
+	rec := httptest.NewRecorder()
+	s.serve(rec, r, rt)
+	s.record(Request{
+		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Status: rec.Code,
+		Time: s.clock(), Allowed: rt.allowed, Write: rt.write, Route: rt.name,
+	})
+	for k, vs := range rec.Header() {
+		w.Header()[k] = vs
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
 
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt resolved) {
 	if !s.sleep(r) {
-		rw.WriteHeader(http.StatusServiceUnavailable)
+		w.WriteHeader(http.StatusServiceUnavailable) // nobody is listening any more
 		return
 	}
 	// Buffer the body once so that AfterEffect can run the handler and the
 	// handlers can parse without holding a stream open under the lock.
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
-		writeV1Error(rw, http.StatusBadRequest, "cannot read request body: "+err.Error())
+		writeV1Error(w, http.StatusBadRequest, "cannot read request body: "+err.Error())
 		return
 	}
 	if len(body) > maxBody {
-		writeTooLarge(rw)
+		writeTooLarge(w)
 		return
 	}
 
 	fault, hold := s.takeFaultAndHold(r.Method, rt.apiPath)
 	if fault != nil && !fault.AfterEffect {
-		fault.write(rw)
+		fault.write(w)
 		return
 	}
 	if hold != nil && !hold.wait() {
-		writeGatewayError(rw, http.StatusServiceUnavailable, "Service Unavailable")
+		writeGatewayError(w, http.StatusServiceUnavailable, "Service Unavailable")
 		return
 	}
 	if fault != nil {
 		s.dispatch(httptest.NewRecorder(), r, rt, body)
-		fault.write(rw)
+		fault.write(w)
 		return
 	}
-	s.dispatch(rw, r, rt, body)
+	s.dispatch(w, r, rt, body)
 }
 
 // sleep waits out the configured latency; false if the client gave up.
@@ -581,26 +584,6 @@ func gone(_ *Server, w http.ResponseWriter, _ *call) {
 	writeJSON(w, http.StatusGone, map[string]any{
 		"statusCode": http.StatusGone, "message": goneMessage, "reason": "Gone",
 	})
-}
-
-// statusWriter remembers the status for the request log.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
 }
 
 // newID hands out the next content id. Callers hold s.mu.

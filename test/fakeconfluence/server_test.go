@@ -121,7 +121,7 @@ func TestSpacesPagination(t *testing.T) {
 		t.Errorf("last page has a next link: %s", r.body)
 	}
 	// Following _links.next re-rooted on the gateway works too.
-	r = b.do(t, "GET", strings.TrimPrefix(page1.Links.Next, ""), nil)
+	r = b.do(t, "GET", page1.Links.Next, nil)
 	wantStatus(t, r, 200)
 
 	r = b.do(t, "GET", "/wiki/api/v2/spaces?keys=TEAM", nil)
@@ -507,7 +507,11 @@ func TestHoldNext(t *testing.T) {
 
 	// A hold still pending at Close is released so Close does not hang.
 	h = b.srv.HoldNext("", nil)
-	go func() { b.do(t, "GET", "/wiki/api/v2/spaces", nil) }()
+	go func() {
+		if resp, err := http.Get(b.base + "/wiki/api/v2/spaces"); err == nil {
+			resp.Body.Close()
+		}
+	}()
 	<-h.Arrived
 }
 

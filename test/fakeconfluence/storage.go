@@ -42,6 +42,10 @@ func checkStorage(value string) error {
 			if errors.As(err, &se) {
 				msg = se.Msg
 			}
+			// Do not blame our wrapper element for an unclosed tag.
+			if i := strings.Index(msg, " closed by </confluence>"); i >= 0 {
+				msg = "Unexpected end of input: " + msg[:i] + " was never closed"
+			}
 			return fmt.Errorf("Error parsing xhtml: %s\n at [row,col {unknown-source}]: [%d,%d]", msg, line, col)
 		}
 	}

@@ -1,0 +1,31 @@
+GO       ?= go
+BIN      := bin
+PKGS     := ./...
+
+.PHONY: demo test build lint bench clean
+
+## demo: the whole pipeline on embedded defaults (Ctrl-C to stop)
+demo:
+	$(GO) run ./cmd/worker demo
+
+## test: every test, with the race detector (REDIS_URL adds the real-Redis suites)
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## build: static binaries in bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/worker ./cmd/worker
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/enqueue ./cmd/enqueue
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+## bench: Go benchmarks (the load harness comes with the performance issue)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+clean:
+	rm -rf $(BIN)
