@@ -155,7 +155,7 @@ func DecodePublishPayload(data []byte) (*PublishPayload, error) {
 		if serr := probeSchema(data); serr != nil {
 			return nil, serr
 		}
-		return nil, decodeError(err)
+		return nil, decodeError(err, data)
 	}
 	if rest := bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
 		return nil, perr("json", "unexpected data after the JSON object at byte %d (one object per payload)", dec.InputOffset())
@@ -196,7 +196,7 @@ func schemaError(n int) error {
 }
 
 // decodeError turns encoding/json errors into PayloadErrors.
-func decodeError(err error) error {
+func decodeError(err error, data []byte) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -216,9 +216,90 @@ func decodeError(err error) error {
 		return perr("json", "unexpected end of input (truncated JSON?)")
 	}
 	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return perr("json", "unknown field %s (schema %d rejects fields it does not define)", f, PayloadSchema)
+		if at := unknownFieldPath(data); at != "" {
+			return perr(at, "unknown field (schema %d does not define it)", PayloadSchema)
+		}
+		return perr("json", "unknown field %s (schema %d does not define it)", f, PayloadSchema)
 	}
 	return perr("json", "%s", strings.TrimPrefix(msg, "json: "))
+}
+
+// unknownFieldPath finds where the first unknown field is, since
+// encoding/json only names the key. It runs on the error path only.
+func unknownFieldPath(data []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	at, _ := findUnknown(dec, reflect.TypeOf(PublishPayload{}), "")
+	return at
+}
+
+// findUnknown walks one JSON value shaped like t and returns the path of
+// the first key t does not define ("" when there is none).
+func findUnknown(dec *json.Decoder, t reflect.Type, at string) (string, error) {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	switch tok {
+	case json.Delim('{'):
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				return "", err
+			}
+			key, _ := k.(string)
+			var ft reflect.Type
+			if t != nil && t.Kind() == reflect.Struct {
+				f, ok := fieldByJSONName(t, key)
+				if !ok {
+					return joinPath(at, key), nil
+				}
+				ft = f.Type
+			}
+			if p, err := findUnknown(dec, ft, joinPath(at, key)); p != "" || err != nil {
+				return p, err
+			}
+		}
+		_, err = dec.Token()
+	case json.Delim('['):
+		var et reflect.Type
+		if t != nil && t.Kind() == reflect.Slice {
+			et = t.Elem()
+		}
+		for i := 0; dec.More(); i++ {
+			if p, err := findUnknown(dec, et, fmt.Sprintf("%s[%d]", at, i)); p != "" || err != nil {
+				return p, err
+			}
+		}
+		_, err = dec.Token()
+	}
+	return "", err
+}
+
+// fieldByJSONName matches keys as encoding/json does: exact, then ignoring case.
+func fieldByJSONName(t reflect.Type, key string) (reflect.StructField, bool) {
+	var fold reflect.StructField
+	found := false
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == key {
+			return f, true
+		}
+		if !found && strings.EqualFold(name, key) {
+			fold, found = f, true
+		}
+	}
+	return fold, found
+}
+
+func joinPath(at, key string) string {
+	if at == "" {
+		return key
+	}
+	return at + "." + key
 }
 
 func describeType(t reflect.Type) string {

@@ -150,8 +150,12 @@ func TestPayloadValidationRules(t *testing.T) {
 		{"sha256 short", retro(func(m map[string]any) { payloadAtt(m, 0)["sha256"] = "abc" }), "attachments[0].sha256", "64 hexadecimal"},
 		{"size negative", retro(func(m map[string]any) { payloadAtt(m, 0)["size"] = -1 }), "attachments[0].size", "negative"},
 		{"content type bad", retro(func(m map[string]any) { payloadAtt(m, 0)["content_type"] = "pdf" }), "attachments[0].content_type", "media type"},
-		{"unknown field", retro(func(m map[string]any) { m["colour"] = "red" }), "json", `unknown field "colour"`},
-		{"unknown nested field", retro(func(m map[string]any) { rep(m)["mood"] = "ok" }), "json", `unknown field "mood"`},
+		{"unknown field", retro(func(m map[string]any) { m["colour"] = "red" }), "colour", "unknown field"},
+		{"unknown nested field", retro(func(m map[string]any) { rep(m)["mood"] = "ok" }), "report.mood", "unknown field"},
+		{"unknown deep field", retro(func(m map[string]any) {
+			rep(m)["sections"].([]any)[0].(map[string]any)["items"].([]any)[0].(map[string]any)["colour"] = "red"
+		}), "report.sections[0].items[0].colour", "unknown field"},
+		{"unknown attachment field", retro(func(m map[string]any) { payloadAtt(m, 1)["md5"] = "x" }), "attachments[1].md5", "unknown field"},
 		{"wrong type nested", retro(func(m map[string]any) { payloadObj(m, "target")["space_key"] = 5 }), "target.space_key", "must be a string, not number"},
 		{"sections not array", retro(func(m map[string]any) { rep(m)["sections"] = "x" }), "report.sections", "must be an array"},
 		{"bad json", []byte(`{"schema": 1,`), "json", "unexpected end"},

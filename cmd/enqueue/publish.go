@@ -62,7 +62,7 @@ type event struct {
 func runPublish(ctx context.Context, e *env, args []string) int {
 	fs := flag.NewFlagSet("enqueue publish", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	file := fs.String("file", "", "`F`ile of JSON events (JSON Lines or concatenated objects); - reads stdin")
+	file := fs.String("file", "", "read events from `F` (JSON Lines or concatenated JSON objects); - reads stdin")
 	var wait waitFlag
 	fs.Var(&wait, "wait", "wait for every task to finish: --wait (60s) or --wait=DUR; DUR bounds the whole command")
 	rerun := fs.Bool("rerun-archived", false, "run archived duplicates again instead of reporting them")

@@ -1,0 +1,282 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"retropub/jobs"
+)
+
+// End-to-end: the real worker and enqueue binaries, started as processes,
+// against Redis (real when REDIS_URL is set) and the fake Confluence.
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "retropub-bin-")
+	if err != nil {
+		panic(err)
+	}
+	for _, name := range []string{"worker", "enqueue"} {
+		cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, name), "retropub/cmd/"+name)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", name, err)
+			os.Exit(1)
+		}
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type proc struct {
+	cmd            *exec.Cmd
+	stdout, stderr *syncBuffer
+	done           chan struct{}
+}
+
+// processEnv is the environment of the binaries for this test's world.
+func (e *env) processEnv(extra ...string) []string {
+	return append([]string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + os.Getenv("HOME"),
+		"REDIS_URL=" + e.redisURL,
+		"CREDSTORE_KEYS=" + e.keys,
+		"ATLASSIAN_API_URL=" + e.fake.URL(),
+		"ATLASSIAN_AUTH_URL=" + e.fake.URL(),
+		"HTTP_ADDR=127.0.0.1:0",
+		"WORKER_CONCURRENCY=4",
+		"WORKER_SHUTDOWN_TIMEOUT=5s",
+		"LOG_LEVEL=debug",
+	}, extra...)
+}
+
+func (e *env) start(name string, stdin string, args ...string) *proc {
+	e.t.Helper()
+	p := &proc{cmd: exec.Command(filepath.Join(binDir, name), args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Env = e.processEnv()
+	p.cmd.Stdin = strings.NewReader(stdin)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	e.t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if e.t.Failed() {
+			e.t.Logf("%s %v stderr:\n%s", name, args, tail(p.stderr.String(), 4000))
+		}
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// runCmd runs a binary to completion and returns stdout and the exit code.
+func (e *env) runCmd(name, stdin string, args ...string) (string, int) {
+	e.t.Helper()
+	p := e.start(name, stdin, args...)
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Minute):
+		e.t.Fatalf("%s %v did not finish", name, args)
+	}
+	return p.stdout.String(), p.cmd.ProcessState.ExitCode()
+}
+
+func (p *proc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func jsonLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var rows []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("output line %q: %v", sc.Text(), err)
+		}
+		rows = append(rows, m)
+	}
+	return rows
+}
+
+func jsonl(t *testing.T, ps ...*jobs.PublishPayload) string {
+	var b bytes.Buffer
+	for _, p := range ps {
+		line, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// Must-show 1: `worker demo --once` prints ENG → Retrospectives → the
+// sample report with 2 attachments, and Health Checks → the health check.
+func TestDemoOnce(t *testing.T) {
+	e := newEnv(t)
+	out, code := e.runCmd("worker", "", "demo", "--once")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	want := []string{`ENG "Engineering"`, `"Retrospectives"`, `"Sprint 42 Retrospective"`, "sprint-42.pdf", "votes.png", `"Health Checks"`, `"Platform Health Check November"`}
+	last := -1
+	for _, w := range want[:5] {
+		i := strings.Index(out, w)
+		if i < 0 || i < last {
+			t.Fatalf("demo output lacks %q in order:\n%s", w, out)
+		}
+		last = i
+	}
+	for _, w := range want[5:] {
+		if !strings.Contains(out, w) {
+			t.Fatalf("demo output lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+// The operator and meeting-service paths through the real binaries:
+// integrations put/show, worker, enqueue --wait, duplicates.
+func TestBinariesPublishAndDeduplicate(t *testing.T) {
+	e := newEnv(t)
+	rec := fmt.Sprintf(`{"id":"cli-cloud","flavor":"cloud","cloud_id":%q,"auth":{"kind":"oauth2","access_token":%q}}`, e.fake.CloudID(), e.token)
+	if out, code := e.runCmd("worker", rec, "integrations", "put", "--file", "-"); code != 0 {
+		t.Fatalf("put: exit %d %s", code, out)
+	}
+	show, code := e.runCmd("worker", "", "integrations", "show", "cli-cloud")
+	if code != 0 || !strings.Contains(show, "cli-cloud") || strings.Contains(show, e.token) {
+		t.Fatalf("show: exit %d: %s", code, show)
+	}
+	w := e.start("worker", "")
+	a, b := retro("e2e-a", 1, 2), retro("e2e-b", 1, 0)
+	a.IntegrationID, b.IntegrationID = "cli-cloud", "cli-cloud"
+	input := jsonl(t, a, b)
+	out, code := e.runCmd("enqueue", input, "publish", "--file", "-", "--wait=60s")
+	if code != 0 {
+		t.Fatalf("enqueue: exit %d\n%s", code, out)
+	}
+	rows := jsonLines(t, out)
+	if len(rows) != 2 || rows[0]["state"] != "completed" || rows[1]["state"] != "completed" {
+		t.Fatalf("enqueue output: %s", out)
+	}
+	out, code = e.runCmd("enqueue", input, "publish", "--file", "-")
+	rows = jsonLines(t, out)
+	if code != 0 || len(rows) != 2 || rows[0]["duplicate"] != true {
+		t.Fatalf("second enqueue: exit %d\n%s", code, out)
+	}
+	e.onePage("Retro e2e-a")
+	e.onePage("Retro e2e-b")
+	if !w.alive() {
+		t.Fatal("worker exited")
+	}
+	if strings.Contains(w.stderr.String(), e.token) {
+		t.Fatal("worker log contains the access token")
+	}
+	for _, f := range []string{`"task_id"`, `"task_type"`, `"integration"`, `"report_id"`, `"attempt"`} {
+		if !strings.Contains(w.stderr.String(), f) {
+			t.Errorf("worker log lacks field %s", f)
+		}
+	}
+}
+
+// Must-show 6 through the binary: bad payloads archived at once, the
+// worker process keeps serving.
+func TestWorkerBinaryArchivesInvalidPayloads(t *testing.T) {
+	e := newEnv(t)
+	w := e.start("worker", "")
+	for i, bad := range []string{`{`, `{"schema":1,"surprise":true}`, `{"schema":2}`} {
+		id := fmt.Sprintf("bad-%d", i)
+		if _, err := e.client.Enqueue(asynq.NewTask(jobs.TypePublishReport, []byte(bad)), asynq.TaskID(id), asynq.MaxRetry(20)); err != nil {
+			t.Fatal(err)
+		}
+		if info := e.wait("default", id); info.State != asynq.TaskStateArchived || info.Retried != 0 {
+			t.Fatalf("%s: %s retried %d", id, info.State, info.Retried)
+		}
+	}
+	e.publish(retro("good-after-bad", 1, 0))
+	if !w.alive() {
+		t.Fatal("worker died")
+	}
+}
+
+// Must-show 4: the worker SIGKILLed after the page was created and before
+// the attachments went up; restarted, the task completes with one page and
+// all attachments, no duplicates.
+func TestSIGKILLBetweenPageAndAttachments(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for asynq's lease recovery (about a minute)")
+	}
+	e := newEnv(t)
+	hold := e.fake.HoldNext("POST", regexp.MustCompile(`/child/attachment$`))
+	w1 := e.start("worker", "")
+	res := e.enqueue(retro("killed", 1, 3))
+	select {
+	case <-hold.Arrived:
+	case <-time.After(60 * time.Second):
+		t.Fatal("attachment upload never started")
+	}
+	if len(e.pagesTitled("Retro killed")) != 1 {
+		t.Fatal("page should exist before the kill")
+	}
+	if err := w1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-w1.done
+	hold.Release(false) // the upload never happened
+	e.start("worker", "")
+	deadline := time.Now().Add(4 * time.Minute)
+	var info *asynq.TaskInfo
+	for time.Now().Before(deadline) {
+		i, err := e.insp.GetTaskInfo("default", res.TaskID)
+		if err == nil && (i.State == asynq.TaskStateCompleted || i.State == asynq.TaskStateArchived) {
+			info = i
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if info == nil || info.State != asynq.TaskStateCompleted {
+		t.Fatalf("task did not complete after restart: %+v", info)
+	}
+	page := e.onePage("Retro killed")
+	atts := e.fake.Attachments(page.ID)
+	names := map[string]int{}
+	for _, a := range atts {
+		names[a.Title]++
+	}
+	if len(atts) != 3 || len(names) != 3 {
+		t.Fatalf("attachments %v", names)
+	}
+}
