@@ -24,13 +24,15 @@ var cloudRoutes = []route{
 	{"GET", "/wiki/rest/api/content/search"},
 }
 
-func allowed(routes []route, method, path string) bool {
+// allowed returns the matching route pattern (a low-cardinality name for
+// metrics) and whether the call is allowed at all.
+func allowed(routes []route, method, path string) (string, bool) {
 	for _, r := range routes {
 		if r.method == method && matchPath(r.pattern, path) {
-			return true
+			return r.pattern, true
 		}
 	}
-	return false
+	return "", false
 }
 
 func matchPath(pattern, path string) bool {

@@ -96,14 +96,20 @@ func (c *Client) UpdateAttachment(ctx context.Context, pageID, attachmentID stri
 }
 
 func (c *Client) upload(ctx context.Context, path string, files []Upload) ([]Attachment, error) {
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() { pw.CloseWithError(writeMultipart(mw, files)) }()
-	defer pr.Close()
+	// The boundary is fixed per call so a repeated send (after a 401
+	// refresh) streams the same body again from Open.
+	boundary := multipart.NewWriter(io.Discard).Boundary()
+	body := func() io.ReadCloser {
+		pr, pw := io.Pipe()
+		mw := multipart.NewWriter(pw)
+		_ = mw.SetBoundary(boundary)
+		go func() { pw.CloseWithError(writeMultipart(mw, files)) }()
+		return pr
+	}
 	var raw json.RawMessage
 	err := c.do(ctx, request{
-		method: "POST", path: path, body: pr,
-		contentType: mw.FormDataContentType(),
+		method: "POST", path: path, body: body,
+		contentType: "multipart/form-data; boundary=" + boundary,
 		// Confluence's XSRF guard for multipart; "nocheck" is deprecated.
 		header: http.Header{"X-Atlassian-Token": {"no-check"}},
 	}, &raw)

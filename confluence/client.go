@@ -14,11 +14,37 @@ import (
 	"time"
 )
 
-// Authorizer adds credentials to a request. Invalidate is called after a 401
-// so the next Authorize fetches fresh credentials (a refresh, for OAuth).
+// Authorizer adds credentials to a request.
 type Authorizer interface {
 	Authorize(ctx context.Context, req *http.Request) error
 }
+
+// Refresher is an Authorizer that can fetch new credentials. After a 401 on
+// credentials believed valid, the client calls Refresh once and repeats the
+// request once (DESIGN §3).
+type Refresher interface {
+	Authorizer
+	Refresh(ctx context.Context) error
+}
+
+// Gate admits a request to an instance before it is sent (cooldowns, rate
+// limits, circuit breakers) and learns how it ended. Admit returns an error
+// to refuse the request without sending it.
+type Gate interface {
+	Admit(ctx context.Context, instance, method, route string) (done func(Outcome), err error)
+}
+
+// Outcome is how one sent request ended, for gates and observers.
+type Outcome struct {
+	Instance, Method, Route string
+	StatusCode              int // 0 when no answer came
+	Header                  http.Header
+	Err                     error // the typed error the caller receives, nil on 2xx
+	Duration                time.Duration
+}
+
+// Observer sees every request's outcome (metrics, logs).
+type Observer func(Outcome)
 
 // BearerToken authorizes with a fixed access token.
 type BearerToken string
@@ -38,6 +64,8 @@ type Client struct {
 	auth     Authorizer
 	allowed  []route
 	agent    string
+	gate     Gate
+	observe  Observer
 	calls    atomic.Int64
 }
 
@@ -49,6 +77,12 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = 
 
 // WithAuthorizer sets how requests carry credentials.
 func WithAuthorizer(a Authorizer) Option { return func(c *Client) { c.auth = a } }
+
+// WithGate puts g in front of every request.
+func WithGate(g Gate) Option { return func(c *Client) { c.gate = g } }
+
+// WithObserver reports every request's outcome to o.
+func WithObserver(o Observer) Option { return func(c *Client) { c.observe = o } }
 
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.agent = ua } }
@@ -109,24 +143,58 @@ type request struct {
 	method      string
 	path        string // relative to the base, e.g. /wiki/api/v2/pages
 	query       url.Values
-	body        io.Reader
+	body        func() io.ReadCloser // called once per send, so a request can be repeated
 	contentType string
 	header      http.Header
 }
 
-func jsonBody(v any) (io.Reader, error) {
+func jsonBody(v any) (func() io.ReadCloser, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	return bytes.NewReader(b), nil
+	return func() io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }, nil
 }
 
-// do is the one request path: allowlist, credentials, send, check the
-// answer, decode into out (nil: discard).
+// do is the one request path: allowlist, gate, credentials, send, check
+// the answer, decode into out (nil: discard). A 401 with refreshable
+// credentials refreshes them and repeats the request once.
 func (c *Client) do(ctx context.Context, r request, out any) error {
-	if !allowed(c.allowed, r.method, r.path) {
+	route, ok := allowed(c.allowed, r.method, r.path)
+	if !ok {
 		return &NotAllowedError{Method: r.method, Path: r.path}
+	}
+	resp, err := c.send(ctx, r, route)
+	if rf, ok := c.auth.(Refresher); ok && errors.Is(err, ErrUnauthorized) {
+		if rerr := rf.Refresh(ctx); rerr != nil {
+			return rerr
+		}
+		resp, err = c.send(ctx, r, route)
+	}
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil && !errors.Is(err, io.EOF) {
+		return &TransportError{Method: r.method, Path: r.path, Err: fmt.Errorf("decode answer: %w", err)}
+	}
+	return nil
+}
+
+// send makes one attempt; a non-2xx answer comes back as an error with the
+// body consumed.
+func (c *Client) send(ctx context.Context, r request, route string) (*http.Response, error) {
+	var done func(Outcome)
+	if c.gate != nil {
+		d, err := c.gate.Admit(ctx, c.instance, r.method, route)
+		if err != nil {
+			return nil, err
+		}
+		done = d
 	}
 	u := *c.base
 	u.Path = c.base.Path + r.path
@@ -134,9 +202,13 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	if len(r.query) > 0 {
 		u.RawQuery = r.query.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), r.body)
+	var body io.ReadCloser
+	if r.body != nil {
+		body = r.body()
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
 	if err != nil {
-		return fmt.Errorf("confluence: build %s %s: %w", r.method, r.path, err)
+		return nil, fmt.Errorf("confluence: build %s %s: %w", r.method, r.path, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.agent)
@@ -147,28 +219,37 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		req.Header[k] = v
 	}
 	if err := c.auth.Authorize(ctx, req); err != nil {
-		return err
+		if body != nil {
+			body.Close()
+		}
+		return nil, err
 	}
 	c.calls.Add(1)
+	start := time.Now()
 	resp, err := c.http.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	o := Outcome{Instance: c.instance, Method: r.method, Route: route}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		err = ctx.Err()
+	case err != nil:
+		err = &TransportError{Method: r.method, Path: r.path, Err: stripURL(err)}
+	default:
+		o.StatusCode, o.Header = resp.StatusCode, resp.Header
+		if err = checkResponse(r, resp); err != nil {
+			resp.Body.Close()
 		}
-		return &TransportError{Method: r.method, Path: r.path, Err: stripURL(err)}
 	}
-	defer resp.Body.Close()
-	if err := checkResponse(r, resp); err != nil {
-		return err
+	o.Err, o.Duration = err, time.Since(start)
+	if done != nil {
+		done(o)
 	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-		return nil
+	if c.observe != nil {
+		c.observe(o)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil && !errors.Is(err, io.EOF) {
-		return &TransportError{Method: r.method, Path: r.path, Err: fmt.Errorf("decode answer: %w", err)}
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return resp, nil
 }
 
 // stripURL drops the URL from a *url.Error: it may carry titles in the query.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	neturl "net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,8 +27,14 @@ import (
 )
 
 // testDB is the Redis database the suites use on a real Redis (REDIS_URL):
-// flushed before each test, never database 0.
-const testDB = 9
+// flushed before each test, never database 0. RETROPUB_TEST_DB picks
+// another, so two checkouts can test against one Redis at once.
+var testDB = func() int {
+	if n, err := strconv.Atoi(os.Getenv("RETROPUB_TEST_DB")); err == nil && n > 0 {
+		return n
+	}
+	return 9
+}()
 
 // env is one test's world: Redis (miniredis, or the real one when REDIS_URL
 // is set), the fake Confluence, the credential store and an asynq client.
