@@ -29,10 +29,10 @@ func testClient(t *testing.T, h http.HandlerFunc) (*Client, *atomic.Int64) {
 func TestAllowlistRefusesBeforeNetwork(t *testing.T) {
 	c, hits := testClient(t, func(w http.ResponseWriter, r *http.Request) {})
 	for _, r := range []request{
-		{method: "GET", path: "/wiki/rest/api/content"},        // retired v1
-		{method: "GET", path: "/wiki/api/v2/pages/123"},        // read through the list instead
-		{method: "DELETE", path: "/wiki/api/v2/spaces"},        // never
-		{method: "PUT", path: "/wiki/api/v2/pages/../spaces"},  // traversal
+		{method: "GET", path: "/wiki/rest/api/content"},       // retired v1
+		{method: "GET", path: "/wiki/api/v2/pages/123"},       // read through the list instead
+		{method: "DELETE", path: "/wiki/api/v2/spaces"},       // never
+		{method: "PUT", path: "/wiki/api/v2/pages/../spaces"}, // traversal
 		{method: "POST", path: "/wiki/rest/api/content/x/child/attachment"},
 	} {
 		err := c.do(context.Background(), r, nil)
