@@ -36,9 +36,9 @@ import (
 
 type options struct {
 	n, integrations, concurrency, procs, atts int
-	latency                                  time.Duration
-	redisURL                                 string
-	db                                       int
+	latency                                   time.Duration
+	redisURL                                  string
+	db                                        int
 }
 
 func main() {
