@@ -81,7 +81,22 @@ func New(insp *asynq.Inspector) *Metrics {
 	if insp != nil {
 		m.reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
 	}
+	m.zero()
 	return m
+}
+
+// zero creates the gate series at 0, so dashboards and alerts see "none
+// yet" rather than nothing (the label sets are small and fixed).
+func (m *Metrics) zero() {
+	for _, kind := range []string{"cloud", "server"} {
+		for _, st := range []string{BreakerClosed, BreakerHalfOpen, BreakerOpen} {
+			m.breakers.WithLabelValues(kind, st)
+		}
+		for _, r := range []string{DeferCooldown, DeferBreakerOpen, DeferRate, DeferPoints, DeferInflight} {
+			m.deferrals.WithLabelValues(kind, r)
+		}
+	}
+	m.points.WithLabelValues("cloud")
 }
 
 // Handler serves the registry in Prometheus' text format.
