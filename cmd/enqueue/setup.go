@@ -50,19 +50,8 @@ func runSetup(ctx context.Context, e *env, name, synopsis string, args []string,
 	flags(fs)
 	var wait waitFlag
 	fs.Var(&wait, "wait", "wait for the task to finish: --wait (60s) or --wait=DUR; DUR bounds the whole command")
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: enqueue %s %s [--wait[=DUR]]\n", name, synopsis)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitInvalid
-	}
-	if fs.NArg() > 0 {
-		e.errorf("%s: unexpected argument %q (the wait duration is written --wait=DUR)", name, fs.Arg(0))
-		return exitInvalid
+	if code, ok := parseFlags(e, fs, name, synopsis+" [--wait[=DUR]]", args); !ok {
+		return code
 	}
 	out := newLineWriter(e.stdout)
 	defer out.flush()
@@ -116,4 +105,25 @@ func flagError(err error) string {
 		return err.Error()
 	}
 	return flagName + ": " + pe.Problem
+}
+
+// parseFlags parses a subcommand's flags; !ok means return code now
+// (0 after -h). Positional arguments are refused: `--wait 90s` would
+// otherwise leave "90s" behind silently.
+func parseFlags(e *env, fs *flag.FlagSet, name, synopsis string, args []string) (code int, ok bool) {
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: enqueue %s %s\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitInvalid, false
+	}
+	if fs.NArg() > 0 {
+		e.errorf("%s: unexpected argument %q (the wait duration is written --wait=DUR)", name, fs.Arg(0))
+		return exitInvalid, false
+	}
+	return exitOK, true
 }
