@@ -10,9 +10,14 @@ import (
 )
 
 // NewConnector returns the Connector production and tests share: Cloud
-// clients through the gateway at apiURL, all on one pooled *http.Client.
+// clients through the gateway at apiURL, Server/Data Center clients at each
+// integration's base_url, all on one pooled *http.Client (its egress policy
+// included).
 func NewConnector(apiURL string, hc *http.Client) Connector {
 	return func(_ context.Context, rec *credstore.Record) (Confluence, error) {
+		if rec.Flavor == credstore.FlavorServer {
+			return connectServer(rec, hc)
+		}
 		if rec.Flavor != "cloud" {
 			return nil, permanent(fmt.Errorf("integration %s: flavor %q is not supported by this worker version", rec.ID, rec.Flavor))
 		}

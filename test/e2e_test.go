@@ -58,6 +58,7 @@ func (e *env) processEnv(extra ...string) []string {
 		"CREDSTORE_KEYS=" + e.keys,
 		"ATLASSIAN_API_URL=" + e.fake.URL(),
 		"ATLASSIAN_AUTH_URL=" + e.fake.URL(),
+		"CONFLUENCE_ALLOW_CIDRS=127.0.0.1/32,::1/128", // the fakes listen on loopback, over http
 		"HTTP_ADDR=127.0.0.1:0",
 		"WORKER_CONCURRENCY=4",
 		"WORKER_SHUTDOWN_TIMEOUT=5s",

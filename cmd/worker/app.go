@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -38,7 +39,7 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 	a := &app{
 		cfg: cfg, log: log, rdb: rdb,
 		store: credstore.New(rdb, keys),
-		http:  confluence.NewHTTPClient(cfg.ConfluenceTimeout, cfg.WorkerConcurrency),
+		http:  newHTTPClient(cfg),
 	}
 	a.mux = asynq.NewServeMux()
 	jobs.Register(a.mux, &jobs.Publisher{Redis: rdb, Integrations: a.store, Connect: jobs.NewConnector(cfg.AtlassianAPIURL, a.http), Log: log})
@@ -66,6 +67,20 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		}),
 	})
 	return a, nil
+}
+
+// newHTTPClient is the one client all Confluence and Atlassian traffic
+// shares: the egress policy (CONFLUENCE_ALLOW_CIDRS, EGRESS_PROXY_URL) and
+// a connection pool sized for the worker's concurrency.
+func newHTTPClient(cfg *config.Config) *http.Client {
+	opts := []confluence.HTTPOption{confluence.AllowCIDRs(cfg.ConfluenceAllowCIDRs...)}
+	if cfg.EgressProxyURL != "" {
+		// config.Load has checked it is an absolute http(s)/socks5 URL.
+		if u, err := url.Parse(cfg.EgressProxyURL); err == nil {
+			opts = append(opts, confluence.ViaProxy(u))
+		}
+	}
+	return confluence.NewHTTPClient(cfg.ConfluenceTimeout, cfg.WorkerConcurrency, opts...)
 }
 
 // serveHTTP runs the health endpoints (and, later, metrics and dashboard).
