@@ -243,7 +243,7 @@ func (d *DataCenter) dispatch(w http.ResponseWriter, r *http.Request, rt resolve
 		_, _ = w.Write([]byte("<!doctype html><html><body><h1>HTTP Status 404 – Not Found</h1></body></html>"))
 		return
 	}
-	user, ok := d.authenticate(w, r)
+	user, ok := d.authenticate(w, r, body)
 	if !ok {
 		return
 	}

@@ -28,7 +28,7 @@ const (
 const oauthWindow = 5 * time.Minute
 
 // authenticate returns the request's user, or answers 401 itself.
-func (d *DataCenter) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
+func (d *DataCenter) authenticate(w http.ResponseWriter, r *http.Request, body []byte) (string, bool) {
 	h := r.Header.Get("Authorization")
 	scheme, _, _ := strings.Cut(h, " ")
 	switch strings.ToLower(scheme) {
@@ -52,7 +52,7 @@ func (d *DataCenter) authenticate(w http.ResponseWriter, r *http.Request) (strin
 		}
 		return user, true
 	case "oauth":
-		user, problem := d.verifyOAuth(r)
+		user, problem := d.verifyOAuth(r, body)
 		if problem != "" {
 			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`OAuth realm="%s", oauth_problem="%s"`, d.BaseURL(), problem))
 			writeV1Error(w, http.StatusUnauthorized, "OAuth problem: "+problem)
@@ -86,7 +86,7 @@ func (d *DataCenter) login(user, pass string) string {
 
 // verifyOAuth checks an OAuth 1.0a RSA-SHA1 request (RFC 5849 §3.2) and
 // returns its user, or the oauth_problem to report.
-func (d *DataCenter) verifyOAuth(r *http.Request) (user, problem string) {
+func (d *DataCenter) verifyOAuth(r *http.Request, body []byte) (user, problem string) {
 	params, err := parseOAuthHeader(r.Header.Get("Authorization"))
 	if err != nil {
 		return "", "parameter_rejected"
@@ -110,7 +110,7 @@ func (d *DataCenter) verifyOAuth(r *http.Request) (user, problem string) {
 	if err != nil {
 		return "", "signature_invalid"
 	}
-	base, err := signatureBase(r, params)
+	base, err := signatureBase(r, body, params)
 	if err != nil {
 		return "", "parameter_rejected"
 	}
@@ -170,21 +170,26 @@ func parseOAuthHeader(h string) (map[string]string, error) {
 // METHOD & encoded base string URI & encoded normalized parameters, the
 // parameters being the query, a form body, and the OAuth header's own
 // (without realm and oauth_signature).
-func signatureBase(r *http.Request, oauth map[string]string) (string, error) {
+func signatureBase(r *http.Request, body []byte, oauth map[string]string) (string, error) {
 	var pairs [][2]string
 	add := func(k, v string) { pairs = append(pairs, [2]string{percentEncode(k), percentEncode(v)}) }
-	query, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
+	addForm := func(raw string) error {
+		vals, err := url.ParseQuery(raw)
+		for k, vs := range vals {
+			for _, v := range vs {
+				add(k, v)
+			}
+		}
+		return err
+	}
+	if err := addForm(r.URL.RawQuery); err != nil {
 		return "", err
 	}
-	for k, vs := range query {
-		for _, v := range vs {
-			add(k, v)
-		}
-	}
+	// A single-part form body is signed too (RFC 5849 §3.4.1.3.1).
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
-		// The body was buffered before dispatch; ParseForm would re-read it.
-		return "", fmt.Errorf("the fake does not take form bodies on signed requests")
+		if err := addForm(string(body)); err != nil {
+			return "", err
+		}
 	}
 	for k, v := range oauth {
 		if k != "realm" && k != "oauth_signature" {
