@@ -22,45 +22,31 @@ const (
 	v1PageSize = 100
 )
 
-// v1Page is content as v1 returns it.
+// v1Page is content as v1 returns it: id, status, title, version, body
+// and _links as in Page, the space as an object and the parent as the
+// last ancestor.
 type v1Page struct {
-	ID     string `json:"id"`
-	Status string `json:"status"`
-	Title  string `json:"title"`
-	Space  struct {
+	Page
+	Space struct {
 		Key string `json:"key"`
 	} `json:"space"`
-	Version struct {
-		Number int `json:"number"`
-	} `json:"version"`
 	Ancestors []struct {
 		ID string `json:"id"`
 	} `json:"ancestors"`
-	Body struct {
-		Storage struct {
-			Value string `json:"value"`
-		} `json:"storage"`
-	} `json:"body"`
-	Links struct {
-		WebUI string `json:"webui"`
-		Base  string `json:"base"`
-	} `json:"_links"`
 }
 
 // page converts to the flavour-neutral Page; base is the list's
 // _links.base when the item has none.
 func (v *v1Page) page(base string) *Page {
-	p := &Page{ID: v.ID, Status: v.Status, Title: v.Title, SpaceID: v.Space.Key}
+	p := v.Page
+	p.SpaceID = v.Space.Key
 	if n := len(v.Ancestors); n > 0 {
 		p.ParentID = v.Ancestors[n-1].ID
 	}
-	p.Version.Number = v.Version.Number
-	p.Body.Storage.Value = v.Body.Storage.Value
-	p.Links.WebUI, p.Links.Base = v.Links.WebUI, v.Links.Base
 	if p.Links.Base == "" {
 		p.Links.Base = base
 	}
-	return p
+	return &p
 }
 
 // v1List is v1's offset-paginated list (start, limit, _links.next).

@@ -212,17 +212,7 @@ func (d *DataCenter) resolve(method, path string) resolved {
 		return rt
 	}
 	rt.apiPath, rt.name, rt.write = rest, method+" "+rest, isWrite(method)
-	for i := range dcRoutes {
-		ro := &dcRoutes[i]
-		if ro.method != method {
-			continue
-		}
-		if args, ok := matchPattern(ro.pattern, rest); ok {
-			rt.route, rt.args, rt.allowed = ro, args, ro.allowed
-			rt.name = method + " " + ro.pattern
-			break
-		}
-	}
+	rt.match(dcRoutes, method)
 	return rt
 }
 

@@ -102,15 +102,16 @@ func TestDCOAuthRSASHA1(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
-	if resp := send(signed(t, key, "GET", u, "n1")); resp.StatusCode != 200 {
+	good := signed(t, key, "GET", u, "n1")
+	if resp := send(good); resp.StatusCode != 200 {
 		t.Fatalf("good signature: %d %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	cases := map[string]struct {
 		req  *http.Request
 		want string
 	}{
-		"replayed nonce": {signed(t, key, "GET", u, "n1"), "nonce_used"},
-		"other key":      {signed(t, other, "GET", u, "n2"), "signature_invalid"},
+		"replayed":  {good, "nonce_used"},
+		"other key": {signed(t, other, "GET", u, "n2"), "signature_invalid"},
 	}
 	tampered := signed(t, key, "GET", u, "n3")
 	tampered.URL.RawQuery = "spaceKey=OTHER"

@@ -161,10 +161,7 @@ func (s *Server) dcGetSpaces(w http.ResponseWriter, c *call) {
 	for _, v := range q["spaceKey"] {
 		keys[v] = true
 	}
-	expand := map[string]bool{}
-	for _, e := range splitList(q.Get("expand")) {
-		expand[e] = true
-	}
+	expand := expandSet(q)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var items []any
@@ -263,10 +260,7 @@ func (s *Server) dcSearch(w http.ResponseWriter, c *call) {
 		writeV1Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	expand := map[string]bool{}
-	for _, e := range splitList(q.Get("expand")) {
-		expand[e] = true
-	}
+	expand := expandSet(q)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var items []any

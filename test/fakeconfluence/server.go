@@ -504,6 +504,12 @@ func (s *Server) resolve(method, path string) resolved {
 		rt.write = id == s.cloudID && isWrite(method)
 	}
 	rt.name = method + " " + rt.apiPath
+	rt.match(routes, method)
+	return rt
+}
+
+// match finds the route of rt.apiPath among routes, the first that fits.
+func (rt *resolved) match(routes []route, method string) {
 	for i := range routes {
 		ro := &routes[i]
 		if ro.method != method {
@@ -512,10 +518,9 @@ func (s *Server) resolve(method, path string) resolved {
 		if args, ok := matchPattern(ro.pattern, rt.apiPath); ok {
 			rt.route, rt.args, rt.allowed = ro, args, ro.allowed
 			rt.name = method + " " + ro.pattern
-			break
+			return
 		}
 	}
-	return rt
 }
 
 func isWrite(method string) bool {
