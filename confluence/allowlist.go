@@ -24,6 +24,21 @@ var cloudRoutes = []route{
 	{"GET", "/wiki/rest/api/content/search"},
 }
 
+// serverRoutes are the only Server/Data Center calls of DESIGN §4
+// (relative to the base URL, which keeps its context path).
+var serverRoutes = []route{
+	{"GET", "/rest/api/user/current"},
+	{"GET", "/rest/api/space"},
+	{"GET", "/rest/api/content"},
+	{"POST", "/rest/api/content"},
+	{"PUT", "/rest/api/content/*"},
+	{"DELETE", "/rest/api/content/*"},
+	{"GET", "/rest/api/content/*/child/attachment"},
+	{"POST", "/rest/api/content/*/child/attachment"},
+	{"POST", "/rest/api/content/*/child/attachment/*/data"},
+	{"GET", "/rest/api/content/search"},
+}
+
 // allowed returns the matching route pattern (a low-cardinality name for
 // metrics) and whether the call is allowed at all.
 func allowed(routes []route, method, path string) (string, bool) {

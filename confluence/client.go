@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -58,8 +59,11 @@ func (t BearerToken) Authorize(_ context.Context, req *http.Request) error {
 // Client talks to one Confluence instance with one set of credentials.
 // Build one per job run on a shared *http.Client so connections pool.
 type Client struct {
-	base     *url.URL // …/ex/confluence/{cloudId}, no trailing slash
-	instance string   // "cloud:<cloudId>"
+	base     *url.URL // …/ex/confluence/{cloudId}, or the Server base URL; no trailing slash
+	instance string   // "cloud:<cloudId>" or "server:<host><context path>"
+	server   bool     // Server/Data Center flavour: REST v1 at the base URL
+	caPEM    string   // extra CA bundle (WithCA)
+	homes    sync.Map // Server: space key → home page id, learned by SpaceByKey
 	http     *http.Client
 	auth     Authorizer
 	allowed  []route
@@ -84,6 +88,10 @@ func WithGate(g Gate) Option { return func(c *Client) { c.gate = g } }
 // WithObserver reports every request's outcome to o.
 func WithObserver(o Observer) Option { return func(c *Client) { c.observe = o } }
 
+// WithCA also trusts the PEM certificates in caPEM (an integration's
+// ca_pem), on a transport derived from the shared one; "" changes nothing.
+func WithCA(caPEM string) Option { return func(c *Client) { c.caPEM = caPEM } }
+
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.agent = ua } }
 
@@ -98,38 +106,31 @@ func NewCloud(apiURL, cloudID string, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("confluence: invalid API URL %q", apiURL)
 	}
 	c := &Client{base: base, instance: "cloud:" + cloudID, allowed: cloudRoutes, agent: "retropub"}
+	if err := c.apply(opts); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// apply applies the options and fills in the defaults.
+func (c *Client) apply(opts []Option) error {
 	for _, o := range opts {
 		o(c)
 	}
 	if c.http == nil {
 		c.http = NewHTTPClient(30*time.Second, 16)
 	}
+	if c.caPEM != "" {
+		hc, err := clientWithCA(c.http, c.caPEM)
+		if err != nil {
+			return err
+		}
+		c.http = hc
+	}
 	if c.auth == nil {
-		return nil, errors.New("confluence: no credentials (WithAuthorizer)")
+		return errors.New("confluence: no credentials (WithAuthorizer)")
 	}
-	return c, nil
-}
-
-// NewHTTPClient returns the client every Confluence client of a process
-// should share: a per-request timeout, enough idle connections per host for
-// the worker's concurrency, and no redirects to another host.
-func NewHTTPClient(timeout time.Duration, idlePerHost int) *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns = 0
-	tr.MaxIdleConnsPerHost = max(idlePerHost, 2)
-	return &http.Client{
-		Transport: tr,
-		Timeout:   timeout,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) > 0 && req.URL.Host != via[0].URL.Host {
-				return http.ErrUseLastResponse
-			}
-			if len(via) >= 5 {
-				return http.ErrUseLastResponse
-			}
-			return nil
-		},
-	}
+	return nil
 }
 
 // Instance names the Confluence instance, e.g. "cloud:<cloudId>".
@@ -160,6 +161,7 @@ func jsonBody(v any) (func() io.ReadCloser, error) {
 // the answer, decode into out (nil: discard). A 401 with refreshable
 // credentials refreshes them and repeats the request once.
 func (c *Client) do(ctx context.Context, r request, out any) error {
+	r.path = c.v1Path(r.path)
 	route, ok := allowed(c.allowed, r.method, r.path)
 	if !ok {
 		return &NotAllowedError{Method: r.method, Path: r.path}
@@ -232,7 +234,7 @@ func (c *Client) send(ctx context.Context, r request, route string) (*http.Respo
 	case err != nil && ctx.Err() != nil:
 		err = ctx.Err()
 	case err != nil:
-		err = &TransportError{Method: r.method, Path: r.path, Err: stripURL(err)}
+		err = sendError(r, &u, err)
 	default:
 		o.StatusCode, o.Header = resp.StatusCode, resp.Header
 		if err = checkResponse(r, resp); err != nil {

@@ -3,6 +3,7 @@ package confluence
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,12 @@ import (
 	"testing"
 	"time"
 )
+
+// loopback lets the tests reach httptest servers past the egress policy.
+func loopback() Option {
+	_, v4, _ := net.ParseCIDR("127.0.0.0/8")
+	return WithHTTPClient(NewHTTPClient(5*time.Second, 4, AllowCIDRs(v4)))
+}
 
 func testClient(t *testing.T, h http.HandlerFunc) (*Client, *atomic.Int64) {
 	t.Helper()
@@ -19,7 +26,7 @@ func testClient(t *testing.T, h http.HandlerFunc) (*Client, *atomic.Int64) {
 		h(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	c, err := NewCloud(srv.URL, "cloud-1", WithAuthorizer(BearerToken("t")))
+	c, err := NewCloud(srv.URL, "cloud-1", WithAuthorizer(BearerToken("t")), loopback())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +96,7 @@ func TestErrorMapping(t *testing.T) {
 }
 
 func TestTransportErrorAndTokenNotInErrors(t *testing.T) {
-	c, err := NewCloud("http://127.0.0.1:1", "cloud-1", WithAuthorizer(BearerToken("sekrit-token")))
+	c, err := NewCloud("http://127.0.0.1:1", "cloud-1", WithAuthorizer(BearerToken("sekrit-token")), loopback())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +157,7 @@ func TestUnauthorizedRefreshesOnce(t *testing.T) {
 	}))
 	defer srv.Close()
 	rf := &countingRefresher{}
-	c, _ := NewCloud(srv.URL, "c", WithAuthorizer(rf))
+	c, _ := NewCloud(srv.URL, "c", WithAuthorizer(rf), loopback())
 	sp, err := c.SpaceByKey(context.Background(), "ENG")
 	if err != nil || sp.ID != "7" || rf.refreshes.Load() != 1 || hits.Load() != 2 {
 		t.Fatalf("space %+v err %v refreshes %d hits %d", sp, err, rf.refreshes.Load(), hits.Load())

@@ -56,6 +56,9 @@ type pageList struct {
 // SpaceByKey resolves a space key to the space. A missing space (or one
 // the credentials cannot see) is ErrNotFound.
 func (c *Client) SpaceByKey(ctx context.Context, key string) (*Space, error) {
+	if c.server {
+		return c.serverSpaceByKey(ctx, key)
+	}
 	var out struct {
 		Results []Space `json:"results"`
 	}
@@ -75,6 +78,9 @@ func (c *Client) SpaceByKey(ctx context.Context, key string) (*Space, error) {
 // Confluence's title filter is case-sensitive while uniqueness is not, so
 // a miss here does not prove the title is free (see PageByTitleFold).
 func (c *Client) PageByTitle(ctx context.Context, spaceID, title string, withBody bool) (*Page, error) {
+	if c.server {
+		return c.serverPageByTitle(ctx, spaceID, title, withBody)
+	}
 	q := url.Values{"space-id": {spaceID}, "title": {title}, "status": {"current"}, "limit": {"5"}}
 	want := strings.TrimSpace(title)
 	return c.findPage(ctx, q, withBody, false, func(p *Page) bool { return strings.TrimSpace(p.Title) == want })
@@ -84,6 +90,9 @@ func (c *Client) PageByTitle(ctx context.Context, spaceID, title string, withBod
 // case-insensitively: the fallback after "title already exists" when the
 // exact look-up found nothing. It costs one call per 250 pages.
 func (c *Client) PageByTitleFold(ctx context.Context, spaceID, title string) (*Page, error) {
+	if c.server {
+		return c.serverPageByTitleFold(ctx, spaceID, title)
+	}
 	q := url.Values{"space-id": {spaceID}, "status": {"current"}, "limit": {"250"}}
 	want := strings.TrimSpace(title)
 	return c.findPage(ctx, q, false, true, func(p *Page) bool { return strings.EqualFold(strings.TrimSpace(p.Title), want) })
@@ -92,6 +101,9 @@ func (c *Client) PageByTitleFold(ctx context.Context, spaceID, title string) (*P
 // PageByID reads a page's current state through the list endpoint
 // (GET /pages?id=), the one DESIGN §4 allows. Trashed pages are not found.
 func (c *Client) PageByID(ctx context.Context, id string, withBody bool) (*Page, error) {
+	if c.server {
+		return c.serverPageByID(ctx, id, withBody)
+	}
 	q := url.Values{"id": {id}, "limit": {"1"}}
 	return c.findPage(ctx, q, withBody, false, func(p *Page) bool {
 		return p.ID == id && p.Status != "trashed" && p.Status != "deleted"
@@ -154,6 +166,9 @@ type storageBody struct {
 // CreatePage creates a published page. An empty ParentID puts it below
 // the home page (never root-level). A taken title is ErrTitleExists.
 func (c *Client) CreatePage(ctx context.Context, p NewPage) (*Page, error) {
+	if c.server {
+		return c.serverCreatePage(ctx, p)
+	}
 	body := struct {
 		SpaceID  string      `json:"spaceId"`
 		Status   string      `json:"status"`
@@ -184,6 +199,9 @@ type PageUpdate struct {
 // UpdatePage replaces a page's title and body. A stale version is
 // ErrVersionConflict; a deleted page ErrNotFound.
 func (c *Client) UpdatePage(ctx context.Context, u PageUpdate) (*Page, error) {
+	if c.server {
+		return c.serverUpdatePage(ctx, u)
+	}
 	type version struct {
 		Number  int    `json:"number"`
 		Message string `json:"message,omitempty"`
@@ -213,6 +231,9 @@ func (c *Client) UpdatePage(ctx context.Context, u PageUpdate) (*Page, error) {
 func (c *Client) DeletePage(ctx context.Context, id string) error {
 	if _, err := strconv.ParseUint(id, 10, 64); err != nil {
 		return fmt.Errorf("confluence: invalid page id %q", id)
+	}
+	if c.server {
+		return c.serverDeletePage(ctx, id)
 	}
 	return c.do(ctx, request{method: "DELETE", path: "/wiki/api/v2/pages/" + id}, nil)
 }

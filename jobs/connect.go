@@ -10,10 +10,15 @@ import (
 )
 
 // NewConnector returns the Connector production and tests share: Cloud
-// clients through the gateway at apiURL, all on one pooled *http.Client.
-// opts (an observer for metrics) apply to every client, after the defaults.
+// clients through the gateway at apiURL, Server/Data Center clients at each
+// integration's base_url, all on one pooled *http.Client (its egress policy
+// included). opts (an observer for metrics, a gate) apply to every client,
+// after the defaults.
 func NewConnector(apiURL string, hc *http.Client, opts ...confluence.Option) Connector {
 	return func(_ context.Context, rec *credstore.Record) (Confluence, error) {
+		if rec.Flavor == credstore.FlavorServer {
+			return connectServer(rec, hc, opts...)
+		}
 		if rec.Flavor != "cloud" {
 			return nil, permanent(fmt.Errorf("integration %s: flavor %q is not supported by this worker version", rec.ID, rec.Flavor))
 		}

@@ -32,6 +32,10 @@ func (e *ReauthError) Error() string {
 }
 func (e *ReauthError) Unwrap() error { return asynq.SkipRetry }
 
+// loginDeniedReason is what the integration's status says after Data
+// Center's CAPTCHA lock (401 with X-Seraph-LoginReason: AUTHENTICATION_DENIED).
+const loginDeniedReason = "Confluence locked the account after failed logins (CAPTCHA): log in once in a browser, then put the credentials again"
+
 // DeferredError asks asynq to run the task again after Delay without
 // counting a failure: a lock held elsewhere, a cooldown, an open breaker.
 type DeferredError struct {
@@ -97,6 +101,11 @@ func classify(integration string, err error) error {
 		return err
 	case errors.Is(err, confluence.ErrNotAllowed):
 		return permanent(err)
+	case errors.Is(err, confluence.ErrEgressRefused), errors.Is(err, confluence.ErrCertificate):
+		return permanent(err)
+	case errors.As(err, &ce) && ce.LoginDenied():
+		// Every further login keeps the account locked: stop until new credentials.
+		return &ReauthError{Integration: integration, Reason: loginDeniedReason}
 	case errors.As(err, &ce) && ce.StatusCode == 401:
 		return &ReauthError{Integration: integration, Reason: ce.Message}
 	case errors.Is(err, confluence.ErrGone):

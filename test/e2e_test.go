@@ -17,6 +17,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"retropub/jobs"
+	"retropub/test/fakeconfluence"
 )
 
 // End-to-end: the real worker and enqueue binaries, started as processes,
@@ -58,6 +59,7 @@ func (e *env) processEnv(extra ...string) []string {
 		"CREDSTORE_KEYS=" + e.keys,
 		"ATLASSIAN_API_URL=" + e.fake.URL(),
 		"ATLASSIAN_AUTH_URL=" + e.fake.URL(),
+		"CONFLUENCE_ALLOW_CIDRS=127.0.0.1/32,::1/128", // the fakes listen on loopback, over http
 		"HTTP_ADDR=127.0.0.1:0",
 		"WORKER_CONCURRENCY=4",
 		"WORKER_SHUTDOWN_TIMEOUT=5s",
@@ -240,49 +242,66 @@ func TestWorkerBinaryArchivesInvalidPayloads(t *testing.T) {
 
 // Must-show 4: the worker SIGKILLed after the page was created and before
 // the attachments went up; restarted, the task completes with one page and
-// all attachments, no duplicates.
+// all attachments, no duplicates. One worker life covers every backend
+// (asynq's lease recovery takes about a minute, so once is enough).
 func TestSIGKILLBetweenPageAndAttachments(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for asynq's lease recovery (about a minute)")
 	}
 	e := newEnv(t)
-	hold := e.fake.HoldNext("POST", regexp.MustCompile(`/child/attachment$`))
-	w1 := e.start("worker", "")
-	res := e.enqueue(retro("killed", 1, 3))
-	select {
-	case <-hold.Arrived:
-	case <-time.After(60 * time.Second):
-		t.Fatal("attachment upload never started")
+	type run struct {
+		b     backend
+		fake  *fakeconfluence.Server
+		hold  *fakeconfluence.Hold
+		title string
+		task  string
 	}
-	if len(e.pagesTitled("Retro killed")) != 1 {
-		t.Fatal("page should exist before the kill")
+	runs := make([]run, len(backends))
+	for i, b := range backends {
+		id, fake := e.attach(b)
+		runs[i] = run{b: b, fake: fake, hold: fake.HoldNext("POST", regexp.MustCompile(`/child/attachment$`)), title: "Retro killed-" + b.name}
+		p := retro("killed-"+b.name, 1, 3)
+		p.IntegrationID = id
+		runs[i].task = e.enqueue(p).TaskID
+	}
+	w1 := e.start("worker", "")
+	for _, r := range runs {
+		select {
+		case <-r.hold.Arrived:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%s: attachment upload never started", r.b.name)
+		}
+		onePageIn(t, r.fake, r.title) // the page exists before the kill
 	}
 	if err := w1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-w1.done
-	hold.Release(false) // the upload never happened
+	for _, r := range runs {
+		r.hold.Release(false) // the upload never happened
+	}
 	e.start("worker", "")
 	deadline := time.Now().Add(4 * time.Minute)
-	var info *asynq.TaskInfo
-	for time.Now().Before(deadline) {
-		i, err := e.insp.GetTaskInfo("default", res.TaskID)
-		if err == nil && (i.State == asynq.TaskStateCompleted || i.State == asynq.TaskStateArchived) {
-			info = i
-			break
+	for _, r := range runs {
+		var info *asynq.TaskInfo
+		for info == nil && time.Now().Before(deadline) {
+			i, err := e.insp.GetTaskInfo("default", r.task)
+			if err == nil && (i.State == asynq.TaskStateCompleted || i.State == asynq.TaskStateArchived) {
+				info = i
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if info == nil || info.State != asynq.TaskStateCompleted {
-		t.Fatalf("task did not complete after restart: %+v", info)
-	}
-	page := e.onePage("Retro killed")
-	atts := e.fake.Attachments(page.ID)
-	names := map[string]int{}
-	for _, a := range atts {
-		names[a.Title]++
-	}
-	if len(atts) != 3 || len(names) != 3 {
-		t.Fatalf("attachments %v", names)
+		if info == nil || info.State != asynq.TaskStateCompleted {
+			t.Fatalf("%s: task did not complete after restart: %+v", r.b.name, info)
+		}
+		page := onePageIn(t, r.fake, r.title)
+		atts := r.fake.Attachments(page.ID)
+		names := map[string]int{}
+		for _, a := range atts {
+			names[a.Title]++
+		}
+		if len(atts) != 3 || len(names) != 3 {
+			t.Fatalf("%s: attachments %v", r.b.name, names)
+		}
 	}
 }

@@ -50,6 +50,10 @@ type env struct {
 	client   *asynq.Client
 	insp     *asynq.Inspector
 	logs     *syncBuffer
+
+	integration string                  // the integration e.retro publishes to
+	httpOpts    []confluence.HTTPOption // the worker's egress policy
+	dc          *fakeconfluence.DataCenter
 }
 
 type syncBuffer struct {
@@ -71,7 +75,7 @@ func (s *syncBuffer) String() string {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, logs: &syncBuffer{}}
+	e := &env{t: t, logs: &syncBuffer{}, integration: "acme-cloud", httpOpts: []confluence.HTTPOption{allowLoopback()}}
 	if url := os.Getenv("REDIS_URL"); url != "" {
 		opt, err := redis.ParseURL(url)
 		if err != nil {
@@ -136,7 +140,7 @@ func (e *env) startWorker(concurrency int) *asynq.Server {
 	mux := asynq.NewServeMux()
 	jobs.Register(mux, &jobs.Publisher{
 		Redis: e.rdb, Integrations: e.store, Log: log,
-		Connect: jobs.NewConnector(e.fake.URL(), confluence.NewHTTPClient(10*time.Second, concurrency)),
+		Connect: jobs.NewConnector(e.fake.URL(), confluence.NewHTTPClient(10*time.Second, concurrency, e.httpOpts...)),
 	})
 	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{
 		Concurrency:              concurrency,

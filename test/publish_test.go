@@ -28,9 +28,12 @@ func result(t *testing.T, info *asynq.TaskInfo) jobs.PublishResult {
 // Must-show 2: one event twice → one page; a higher revision updates that
 // page; an older revision afterwards changes nothing.
 func TestSameEventTwiceRevisionsUpdateOlderIgnored(t *testing.T) {
-	e := newEnv(t)
+	eachBackend(t, testSameEventTwiceRevisionsUpdateOlderIgnored)
+}
+
+func testSameEventTwiceRevisionsUpdateOlderIgnored(t *testing.T, e *env) {
 	e.startWorker(4)
-	p := retro("retro-1", 1, 1)
+	p := e.retro("retro-1", 1, 1)
 	first := e.enqueue(p)
 	second := e.enqueue(p)
 	if !second.Duplicate || second.TaskID != first.TaskID {
@@ -42,7 +45,7 @@ func TestSameEventTwiceRevisionsUpdateOlderIgnored(t *testing.T) {
 		t.Fatalf("version %d, want 1", page.Version)
 	}
 
-	p2 := retro("retro-1", 2, 1)
+	p2 := e.retro("retro-1", 2, 1)
 	p2.Report.Summary = "now with a summary"
 	res := result(t, e.publish(p2))
 	page2 := e.onePage("Retro retro-1")
@@ -52,7 +55,7 @@ func TestSameEventTwiceRevisionsUpdateOlderIgnored(t *testing.T) {
 
 	// Revision 1 again (its TaskID is retained, so run it under a fresh id).
 	before := len(e.fake.Requests())
-	task, err := jobs.NewPublishTask(retro("retro-1", 1, 1), asynq.TaskID("replay-rev1"))
+	task, err := jobs.NewPublishTask(e.retro("retro-1", 1, 1), asynq.TaskID("replay-rev1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,14 +77,15 @@ func TestSameEventTwiceRevisionsUpdateOlderIgnored(t *testing.T) {
 // Must-show 3: an unchanged republish makes no call at all; a first
 // publish under an existing parent with k attachments makes 1 page write
 // and at most k attachment writes (here: one multipart POST).
-func TestCallCounts(t *testing.T) {
-	e := newEnv(t)
+func TestCallCounts(t *testing.T) { eachBackend(t, testCallCounts) }
+
+func testCallCounts(t *testing.T, e *env) {
 	e.startWorker(2)
-	e.publish(retro("warm-up", 1, 0)) // creates the parent
+	e.publish(e.retro("warm-up", 1, 0)) // creates the parent
 
 	const k = 3
 	e.fake.ResetRequests()
-	res := result(t, e.publish(retro("counted", 1, k)))
+	res := result(t, e.publish(e.retro("counted", 1, k)))
 	w := e.writes()
 	if w < 1 || w > 1+k {
 		t.Fatalf("first publish made %d writes, want 1 page + ≤%d attachment writes", w, k)
@@ -94,7 +98,7 @@ func TestCallCounts(t *testing.T) {
 	}
 
 	e.fake.ResetRequests()
-	again := retro("counted", 2, k) // same content, higher revision
+	again := e.retro("counted", 2, k) // same content, higher revision
 	r2 := result(t, e.publish(again))
 	if n := len(e.fake.Requests()); n != 0 {
 		t.Fatalf("unchanged republish made %d requests: %+v", n, e.fake.Requests())
@@ -105,7 +109,7 @@ func TestCallCounts(t *testing.T) {
 
 	// A changed body is one call; a changed attachment one more.
 	e.fake.ResetRequests()
-	changed := retro("counted", 3, k)
+	changed := e.retro("counted", 3, k)
 	changed.Report.Summary = "edited"
 	changed.Attachments[1].DataBase64 = "Y2hhbmdlZA=="
 	e.publish(changed)
@@ -119,8 +123,9 @@ func TestCallCounts(t *testing.T) {
 
 // Must-show 5: two reports at the same moment into a space with no parent
 // yet make one parent page.
-func TestRacingParentsMakeOne(t *testing.T) {
-	e := newEnv(t)
+func TestRacingParentsMakeOne(t *testing.T) { eachBackend(t, testRacingParentsMakeOne) }
+
+func testRacingParentsMakeOne(t *testing.T, e *env) {
 	e.startWorker(8)
 	for round := 0; round < 3; round++ {
 		var ids []string
@@ -132,7 +137,7 @@ func TestRacingParentsMakeOne(t *testing.T) {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				p := retro("race-"+space+"-"+string(rune('a'+i)), 1, 1)
+				p := e.retro("race-"+space+"-"+string(rune('a'+i)), 1, 1)
 				p.Target.SpaceKey = space
 				res := e.enqueue(p)
 				mu.Lock()
@@ -207,12 +212,13 @@ func TestLostCreateAnswerMakesNoDuplicate(t *testing.T) {
 
 // A page deleted in Confluence is created anew and remapped; a page
 // edited in Confluence is overwritten with version current+1 by default.
-func TestDeletedAndEditedPages(t *testing.T) {
-	e := newEnv(t)
+func TestDeletedAndEditedPages(t *testing.T) { eachBackend(t, testDeletedAndEditedPages) }
+
+func testDeletedAndEditedPages(t *testing.T, e *env) {
 	e.startWorker(2)
-	r := result(t, e.publish(retro("del", 1, 0)))
+	r := result(t, e.publish(e.retro("del", 1, 0)))
 	e.fake.DeletePage(r.PageID)
-	p := retro("del", 2, 0)
+	p := e.retro("del", 2, 0)
 	p.Report.Summary = "v2"
 	r2 := result(t, e.publish(p))
 	if r2.PageID == r.PageID {
@@ -221,7 +227,7 @@ func TestDeletedAndEditedPages(t *testing.T) {
 	e.onePage("Retro del")
 
 	e.fake.EditPage(r2.PageID, "<p>edited by a person</p>")
-	p3 := retro("del", 3, 0)
+	p3 := e.retro("del", 3, 0)
 	p3.Report.Summary = "v3"
 	e.publish(p3)
 	pg := e.onePage("Retro del")
@@ -231,13 +237,14 @@ func TestDeletedAndEditedPages(t *testing.T) {
 }
 
 // A title held by a page that is not ours gets a disambiguated title.
-func TestTitleTakenByAnotherPage(t *testing.T) {
-	e := newEnv(t)
+func TestTitleTakenByAnotherPage(t *testing.T) { eachBackend(t, testTitleTakenByAnotherPage) }
+
+func testTitleTakenByAnotherPage(t *testing.T, e *env) {
 	e.startWorker(2)
-	e.publish(retro("first", 1, 0))
+	e.publish(e.retro("first", 1, 0))
 	parent := e.onePage("Retrospectives")
 	e.fake.AddPage("ENG", parent.ID, "retro TAKEN", "<p>someone else's</p>")
-	p := retro("taken", 1, 0)
+	p := e.retro("taken", 1, 0)
 	p.Report.Title = "Retro taken"
 	r := result(t, e.publish(p))
 	if r.Title != "Retro taken (2026-11-27)" {

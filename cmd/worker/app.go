@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,7 +47,7 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 	a := &app{
 		cfg: cfg, log: log, rdb: rdb,
 		store: credstore.New(rdb, keys),
-		http:  confluence.NewHTTPClient(cfg.ConfluenceTimeout, cfg.WorkerConcurrency),
+		http:  newHTTPClient(cfg),
 	}
 	a.insp = asynq.NewInspectorFromRedisClient(rdb)
 	a.met = metrics.New(a.insp)
@@ -79,6 +80,21 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 	})
 	return a, nil
 }
+
+// newHTTPClient is the one client all Confluence and Atlassian traffic
+// shares: the egress policy (CONFLUENCE_ALLOW_CIDRS, EGRESS_PROXY_URL) and
+// a connection pool sized for the worker's concurrency.
+func newHTTPClient(cfg *config.Config) *http.Client {
+	opts := []confluence.HTTPOption{confluence.AllowCIDRs(cfg.ConfluenceAllowCIDRs...)}
+	if cfg.EgressProxyURL != "" {
+		// config.Load has checked it is an absolute http(s)/socks5 URL.
+		if u, err := url.Parse(cfg.EgressProxyURL); err == nil {
+			opts = append(opts, confluence.ViaProxy(u))
+		}
+	}
+	return confluence.NewHTTPClient(cfg.ConfluenceTimeout, cfg.WorkerConcurrency, opts...)
+}
+
 
 // start starts the asynq server.
 func (a *app) start() error {

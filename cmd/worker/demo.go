@@ -68,6 +68,10 @@ func demo(ctx context.Context, once bool, stdout, stderr io.Writer) error {
 		"DASHBOARD_PASSWORD": password,
 		"LOG_LEVEL":          "warn",
 		"LOG_FORMAT":         "console",
+
+		// The fake listens on loopback, over http: the egress policy
+		// refuses both unless allowed.
+		"CONFLUENCE_ALLOW_CIDRS": "127.0.0.1/32,::1/128",
 	}
 	cfg, err := config.Load(func(k string) string {
 		if v := os.Getenv(k); v != "" && (k == "HTTP_ADDR" || k == "LOG_LEVEL" || k == "LOG_FORMAT") {

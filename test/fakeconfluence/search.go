@@ -27,7 +27,7 @@ type cqlClause struct {
 }
 
 // parseCQL understands the subset the publisher may use:
-// type = page, space = KEY, title = "…", title ~ "…", joined by AND.
+// type = page, space = KEY, title = "…", title ~ "…", id = N, joined by AND.
 func parseCQL(cql string) ([]cqlClause, error) {
 	toks, err := lexCQL(cql)
 	if err != nil {
@@ -44,7 +44,7 @@ func parseCQL(cql string) ([]cqlClause, error) {
 		}
 		switch {
 		case field == "type" && op == "=", field == "space" && op == "=", field == "space.key" && op == "=":
-		case field == "title" && (op == "=" || op == "~"):
+		case field == "title" && (op == "=" || op == "~"), field == "id" && op == "=":
 		default:
 			return nil, fmt.Errorf("unsupported clause %s %s", toks[i].text, op)
 		}
@@ -115,6 +115,8 @@ func (c cqlClause) matches(s *Server, p *page) bool {
 	switch c.field {
 	case "type":
 		return c.value == "page"
+	case "id":
+		return p.id == c.value
 	case "space":
 		sp := s.spaceByID(p.spaceID)
 		return sp != nil && sp.key == c.value

@@ -91,6 +91,7 @@ type Server struct {
 	latency   time.Duration
 	onRequest func(Request)
 	clock     func() time.Time
+	dc        *DataCenter // set when this is the Server/Data Center flavour
 }
 
 type space struct {
@@ -491,6 +492,9 @@ type resolved struct {
 }
 
 func (s *Server) resolve(method, path string) resolved {
+	if s.dc != nil {
+		return s.dc.resolve(method, path)
+	}
 	rt := resolved{apiPath: path}
 	routes := authRoutes
 	if rest, ok := strings.CutPrefix(path, gatewayPrefix); ok {
@@ -500,6 +504,12 @@ func (s *Server) resolve(method, path string) resolved {
 		rt.write = id == s.cloudID && isWrite(method)
 	}
 	rt.name = method + " " + rt.apiPath
+	rt.match(routes, method)
+	return rt
+}
+
+// match finds the route of rt.apiPath among routes, the first that fits.
+func (rt *resolved) match(routes []route, method string) {
 	for i := range routes {
 		ro := &routes[i]
 		if ro.method != method {
@@ -508,10 +518,9 @@ func (s *Server) resolve(method, path string) resolved {
 		if args, ok := matchPattern(ro.pattern, rt.apiPath); ok {
 			rt.route, rt.args, rt.allowed = ro, args, ro.allowed
 			rt.name = method + " " + ro.pattern
-			break
+			return
 		}
 	}
-	return rt
 }
 
 func isWrite(method string) bool {
@@ -544,6 +553,10 @@ func matchPattern(pattern, path string) (map[string]string, bool) {
 
 // dispatch authenticates gateway calls and runs the endpoint.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt resolved, body []byte) {
+	if s.dc != nil {
+		s.dc.dispatch(w, r, rt, body)
+		return
+	}
 	// accessible-resources is the one auth-host call that takes the bearer token.
 	if rt.gateway || rt.apiPath == "/oauth/token/accessible-resources" {
 		if !s.authorized(r) {
