@@ -50,6 +50,8 @@ type env struct {
 	client   *asynq.Client
 	insp     *asynq.Inspector
 	logs     *syncBuffer
+	// maxAttachment is the in-process worker's ATTACHMENT_MAX_BYTES (0: default).
+	maxAttachment int64
 }
 
 type syncBuffer struct {
@@ -137,6 +139,9 @@ func (e *env) startWorker(concurrency int) *asynq.Server {
 	jobs.Register(mux, &jobs.Publisher{
 		Redis: e.rdb, Integrations: e.store, Log: log,
 		Connect: jobs.NewConnector(e.fake.URL(), confluence.NewHTTPClient(10*time.Second, concurrency)),
+		// Attachment sources in tests are httptest servers on loopback.
+		AttachmentURLHosts: []string{"127.0.0.1"}, AttachmentMaxBytes: e.maxAttachment,
+		Downloads: jobs.NewDownloadClient(30 * time.Second),
 	})
 	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{
 		Concurrency:              concurrency,

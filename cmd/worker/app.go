@@ -41,7 +41,11 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		http:  confluence.NewHTTPClient(cfg.ConfluenceTimeout, cfg.WorkerConcurrency),
 	}
 	a.mux = asynq.NewServeMux()
-	jobs.Register(a.mux, &jobs.Publisher{Redis: rdb, Integrations: a.store, Connect: jobs.NewConnector(cfg.AtlassianAPIURL, a.http), Log: log})
+	jobs.Register(a.mux, &jobs.Publisher{
+		Redis: rdb, Integrations: a.store, Connect: jobs.NewConnector(cfg.AtlassianAPIURL, a.http), Log: log,
+		AttachmentURLHosts: cfg.AttachmentURLHosts, AttachmentMaxBytes: cfg.AttachmentMaxBytes,
+		Downloads: jobs.NewDownloadClient(jobs.DownloadTimeout),
+	})
 	a.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.WorkerConcurrency,
 		Queues:                   cfg.WorkerQueues,
