@@ -227,35 +227,32 @@ func (s *urlSource) preopen() error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	old := s.pending
-	s.pending = rc
-	s.mu.Unlock()
-	if old != nil {
+	if old := s.swap(rc); old != nil {
 		old.Close()
 	}
 	return nil
 }
 
 func (s *urlSource) open() (io.ReadCloser, error) {
-	s.mu.Lock()
-	rc := s.pending
-	s.pending = nil
-	s.mu.Unlock()
-	if rc != nil {
+	if rc := s.swap(nil); rc != nil {
 		return rc, nil
 	}
 	return s.fetch()
 }
 
 func (s *urlSource) closePending() {
-	s.mu.Lock()
-	rc := s.pending
-	s.pending = nil
-	s.mu.Unlock()
-	if rc != nil {
+	if rc := s.swap(nil); rc != nil {
 		rc.Close()
 	}
+}
+
+// swap makes rc the pending download and returns the one it replaces.
+func (s *urlSource) swap(rc io.ReadCloser) io.ReadCloser {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.pending
+	s.pending = rc
+	return old
 }
 
 // fetch starts a download and checks what the answer says before a byte of

@@ -300,10 +300,8 @@ func TestDisambiguateOrder(t *testing.T) {
 	}
 }
 
-// FuzzRenderPage: every payload that decodes renders to well-formed
-// storage format with numeric references only, the same bytes every time,
-// our footer, and a title Confluence accepts.
-func FuzzRenderPage(f *testing.F) {
+// addGoldenSeeds seeds a fuzz test with the golden inputs.
+func addGoldenSeeds(f *testing.F) {
 	for _, name := range goldenCases {
 		data, err := os.ReadFile(filepath.Join("testdata", name+".input.json"))
 		if err != nil {
@@ -311,6 +309,13 @@ func FuzzRenderPage(f *testing.F) {
 		}
 		f.Add(data)
 	}
+}
+
+// FuzzRenderPage: every payload that decodes renders to well-formed
+// storage format with numeric references only, the same bytes every time,
+// our footer, and a title Confluence accepts.
+func FuzzRenderPage(f *testing.F) {
+	addGoldenSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := DecodePublishPayload(data)
 		if err != nil {
@@ -337,13 +342,7 @@ func FuzzRenderPage(f *testing.F) {
 // passes Validate or is refused with a PayloadError naming a field; never a
 // panic, and the same answer every time.
 func FuzzDecodePublishPayload(f *testing.F) {
-	for _, name := range goldenCases {
-		data, err := os.ReadFile(filepath.Join("testdata", name+".input.json"))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
+	addGoldenSeeds(f)
 	f.Add([]byte(`{"schema":1,"report":{"sections":[{"items":[{"votes":1e400}]}]}}`))
 	f.Add([]byte("{\"schema\":1,\"report\":{\"title\":\"\\ud800\"}}  {}"))
 	f.Fuzz(func(t *testing.T, data []byte) {

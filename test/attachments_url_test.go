@@ -72,22 +72,29 @@ func TestURLAttachmentWithDeclaredHash(t *testing.T) {
 	p := retro("url-declared", 1, 0)
 	p.Attachments = []jobs.Attachment{{Filename: "sprint.pdf", ContentType: "application/pdf",
 		URL: src.serve("/sprint.pdf", "application/pdf", data), SHA256: sha(data), Size: int64(len(data))}}
-	r := result(t, e.publish(p))
-	atts := e.fake.Attachments(r.PageID)
-	if len(atts) != 1 || string(atts[0].Data) != string(data) || atts[0].Comment != "sha256:"+sha(data) || atts[0].MediaType != "application/pdf" {
-		t.Fatalf("attachments %+v", atts)
-	}
-	if n := src.hitCount("/sprint.pdf"); n != 1 {
-		t.Fatalf("%d downloads, want 1", n)
-	}
+	e.publishTwice(p, src, "/sprint.pdf", data, 1, 1)
+}
 
-	e.fake.ResetRequests()
-	p.Report.Revision = 2
-	if r := result(t, e.publish(p)); r.Outcome != "unchanged" {
-		t.Fatalf("republish outcome %q", r.Outcome)
+// publishTwice publishes p, checks that its one url attachment arrived
+// whole with its hash as comment after firstHits downloads, then republishes
+// it unchanged: no Confluence call, totalHits downloads in all.
+func (e *env) publishTwice(p *jobs.PublishPayload, src *fileSource, path string, data []byte, firstHits, totalHits int) {
+	e.t.Helper()
+	r := result(e.t, e.publish(p))
+	atts := e.fake.Attachments(r.PageID)
+	if len(atts) != 1 || string(atts[0].Data) != string(data) || atts[0].Comment != "sha256:"+sha(data) || atts[0].MediaType != p.Attachments[0].ContentType {
+		e.t.Fatalf("attachments %+v", atts)
 	}
-	if n := src.hitCount("/sprint.pdf"); n != 1 || len(e.fake.Requests()) != 0 {
-		t.Fatalf("unchanged republish: %d downloads, %d Confluence calls", n, len(e.fake.Requests()))
+	if n := src.hitCount(path); n != firstHits {
+		e.t.Fatalf("%d downloads, want %d", n, firstHits)
+	}
+	e.fake.ResetRequests()
+	p.Report.Revision++
+	if r := result(e.t, e.publish(p)); r.Outcome != "unchanged" {
+		e.t.Fatalf("republish outcome %q", r.Outcome)
+	}
+	if n := src.hitCount(path); n != totalHits || len(e.fake.Requests()) != 0 {
+		e.t.Fatalf("unchanged republish: %d downloads in all (want %d), %d Confluence calls", n, totalHits, len(e.fake.Requests()))
 	}
 }
 
@@ -100,21 +107,7 @@ func TestURLAttachmentWithoutHash(t *testing.T) {
 	data := pdfBytes(100 << 10)
 	p := retro("url-undeclared", 1, 0)
 	p.Attachments = []jobs.Attachment{{Filename: "chart.png", ContentType: "image/png", URL: src.serve("/chart.png", "image/png", data)}}
-	r := result(t, e.publish(p))
-	if atts := e.fake.Attachments(r.PageID); len(atts) != 1 || atts[0].Comment != "sha256:"+sha(data) || len(atts[0].Data) != len(data) {
-		t.Fatalf("attachments %+v", atts)
-	}
-	if n := src.hitCount("/chart.png"); n != 2 {
-		t.Fatalf("%d downloads, want 2 (hash, then upload)", n)
-	}
-	e.fake.ResetRequests()
-	p.Report.Revision = 2
-	if r := result(t, e.publish(p)); r.Outcome != "unchanged" {
-		t.Fatalf("republish outcome %q", r.Outcome)
-	}
-	if n := src.hitCount("/chart.png"); n != 3 || len(e.fake.Requests()) != 0 {
-		t.Fatalf("unchanged republish: %d downloads in all, %d Confluence calls", n, len(e.fake.Requests()))
-	}
+	e.publishTwice(p, src, "/chart.png", data, 2, 3) // hash, upload; hash
 }
 
 // A source answering 503 is retried, not archived.
