@@ -174,6 +174,12 @@ func (f *fetcher) load(ctx context.Context, a Attachment) (localFile, error) {
 func (lf localFile) upload() confluence.Upload {
 	ct := lf.att.ContentType
 	if ct == "" {
+		ct = mediaType(lf.att) // by extension, as the page renders it
+	}
+	if ct == "" && lf.src != nil {
+		ct = lf.src.servedType()
+	}
+	if ct == "" {
 		ct = "application/octet-stream"
 	}
 	if lf.src == nil {
@@ -220,6 +226,13 @@ type urlSource struct {
 
 	mu      sync.Mutex
 	pending io.ReadCloser // opened by preopen, not yet handed to Open
+	served  string        // the media type the source last answered with
+}
+
+func (s *urlSource) servedType() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.served
 }
 
 func (s *urlSource) preopen() error {
@@ -307,6 +320,11 @@ func (s *urlSource) checkAnswer(resp *http.Response) error {
 	}
 	if err := checkMediaType(name, s.att.ContentType, resp.Header.Get("Content-Type")); err != nil {
 		return err
+	}
+	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err == nil {
+		s.mu.Lock()
+		s.served = mt
+		s.mu.Unlock()
 	}
 	switch n := resp.ContentLength; {
 	case n > s.f.maxBytes:
