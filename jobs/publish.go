@@ -394,9 +394,14 @@ func (r *publishRun) updatePage(ctx context.Context) error {
 		case err == nil:
 			return r.saveWrittenPage(ctx, pg, false)
 		case errors.Is(err, confluence.ErrVersionConflict) && attempt < 2:
-			cur, gerr := r.cf.PageByID(ctx, r.m.PageID, false)
+			cur, gerr := r.cf.PageByID(ctx, r.m.PageID, true)
 			if gerr != nil {
 				return gerr
+			}
+			if cur.Body.Storage.Value == r.body {
+				// Our own write, whose answer an earlier attempt lost: not
+				// a person's edit, whatever the policy.
+				return r.saveWrittenPage(ctx, cur, false)
 			}
 			if cur.Version.Number != r.m.Version && r.rec.EditPolicy == "keep" {
 				r.res.PageID, r.res.Version = cur.ID, cur.Version.Number

@@ -1,10 +1,12 @@
 package test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
 	"retropub/jobs"
+	"retropub/test/fakeconfluence"
 )
 
 // editedPage publishes revision 1 of a report for integration, then edits
@@ -63,5 +65,28 @@ func TestManualEditOverwritten(t *testing.T) {
 	if r.Outcome != "published" || r.PageID != pageID || pg.Version != edited+1 || r.Version != edited+1 ||
 		!strings.Contains(pg.Body, "our second revision") || strings.Contains(pg.Body, "typo by hand") {
 		t.Fatalf("result %+v, page v%d %q", r, pg.Version, pg.Body)
+	}
+}
+
+// A page update whose answer was lost is our own write, not a person's
+// edit: with edit_policy keep the retry recognises it and records it.
+func TestLostUpdateAnswerIsNotAManualEdit(t *testing.T) {
+	e := newEnv(t)
+	e.putIntegration("keep-cloud", "keep")
+	e.startWorker(2)
+	p := retro("keep-lost", 1, 0)
+	p.IntegrationID = "keep-cloud"
+	r1 := result(t, e.publish(p))
+	e.fake.AddFault(fakeconfluence.Fault{Method: "PUT", Path: regexp.MustCompile(`^/wiki/api/v2/pages/`), Status: 502, Times: 1, AfterEffect: true})
+	p.Report.Revision, p.Report.Summary = 2, "second revision"
+	info := e.publish(p)
+	r := result(t, info)
+	if info.Retried < 1 || r.Outcome != "published" || r.Version != r1.Version+1 {
+		t.Fatalf("retried %d, result %+v", info.Retried, r)
+	}
+	// The mapping knows the version now: the next revision is written.
+	p.Report.Revision, p.Report.Summary = 3, "third revision"
+	if r := result(t, e.publish(p)); r.Outcome != "published" || r.Version != r1.Version+2 {
+		t.Fatalf("revision 3: %+v", r)
 	}
 }
