@@ -2,13 +2,11 @@ package jobs
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -51,6 +49,13 @@ type Publisher struct {
 	Integrations Integrations
 	Connect      Connector
 	Log          *zap.Logger
+
+	// Attachments by url: the hosts they may come from (ATTACHMENT_URL_HOSTS),
+	// the size cap (ATTACHMENT_MAX_BYTES; 0: 100 MiB) and the client that
+	// downloads them (nil: NewDownloadClient), never the Confluence one.
+	AttachmentURLHosts []string
+	AttachmentMaxBytes int64
+	Downloads          *http.Client
 }
 
 // lockTTL outlives the task timeout so a running attempt never loses its
@@ -146,12 +151,6 @@ type publishRun struct {
 	res      PublishResult
 }
 
-type localFile struct {
-	att  Attachment
-	data []byte
-	hash string
-}
-
 type step struct {
 	name string
 	fn   func(context.Context) error
@@ -222,26 +221,14 @@ func (r *publishRun) readMapping(ctx context.Context) error {
 	return nil
 }
 
-func (r *publishRun) render(context.Context) error {
+func (r *publishRun) render(ctx context.Context) error {
 	r.title = PageTitle(r.p.Report.Title)
 	r.body = RenderPage(r.p)
-	r.hash = BodyHash(r.title, r.body)
-	for _, a := range r.p.Attachments {
-		if a.DataBase64 == "" {
-			return permanent(fmt.Errorf("attachment %s: url attachments are not supported by this worker version; send data_base64", a.Filename))
-		}
-		data, err := base64.StdEncoding.DecodeString(a.DataBase64)
-		if err != nil {
-			return permanent(fmt.Errorf("attachment %s: data_base64: %w", a.Filename, err))
-		}
-		sum := sha256.Sum256(data)
-		f := localFile{att: a, data: data, hash: hex.EncodeToString(sum[:])}
-		if a.SHA256 != "" && a.SHA256 != f.hash {
-			return permanent(fmt.Errorf("attachment %s: sha256 %s does not match the data (%s)", a.Filename, a.SHA256, f.hash))
-		}
-		r.files = append(r.files, f)
+	if err := checkBodySize(r.body); err != nil {
+		return err
 	}
-	return nil
+	r.hash = BodyHash(r.title, r.body)
+	return r.loadFiles(ctx)
 }
 
 // checkUnchanged decides from the mapping alone, before any credential is
@@ -409,14 +396,22 @@ func (r *publishRun) updatePage(ctx context.Context) error {
 		case err == nil:
 			return r.saveWrittenPage(ctx, pg, false)
 		case errors.Is(err, confluence.ErrVersionConflict) && attempt < 2:
-			cur, gerr := r.cf.PageByID(ctx, r.m.PageID, false)
+			cur, gerr := r.cf.PageByID(ctx, r.m.PageID, true)
 			if gerr != nil {
 				return gerr
 			}
+			if cur.Body.Storage.Value == r.body {
+				// Our own write, whose answer an earlier attempt lost: not
+				// a person's edit, whatever the policy.
+				return r.saveWrittenPage(ctx, cur, false)
+			}
 			if cur.Version.Number != r.m.Version && r.rec.EditPolicy == "keep" {
 				r.res.PageID, r.res.Version = cur.ID, cur.Version.Number
-				r.finish("kept_manual_edit", fmt.Sprintf("page %s was edited in Confluence (version %d, ours %d); edit_policy keep leaves it", cur.ID, cur.Version.Number, r.m.Version))
-				r.log.Info("manual edit kept", zap.String("page_id", cur.ID))
+				note := fmt.Sprintf("page %s was edited in Confluence since retropub wrote version %d (now version %d); the integration's edit_policy is keep, so revision %d was not written",
+					cur.ID, r.m.Version, cur.Version.Number, r.p.Report.Revision)
+				r.finish("kept_manual_edit", note)
+				r.log.Info("manual edit kept", zap.String("page_id", cur.ID), zap.Int("our_version", r.m.Version),
+					zap.Int("current_version", cur.Version.Number), zap.String("edit_policy", "keep"), zap.String("reason", note))
 				return r.saveRevision(ctx)
 			}
 			next = cur.Version.Number + 1
@@ -478,14 +473,7 @@ func (r *publishRun) disambiguate(n int) string {
 	default:
 		suffix = r.p.Report.ID
 	}
-	return PageTitle(trimRunes(r.title, MaxTitleLen-len([]rune(suffix))-3) + " (" + suffix + ")")
-}
-
-func trimRunes(s string, n int) string {
-	if rs := []rune(s); len(rs) > n && n > 0 {
-		return string(rs[:n])
-	}
-	return s
+	return titleWithSuffix(r.title, suffix)
 }
 
 // findOwn finds a page by title and accepts it only if its footer carries
@@ -563,7 +551,11 @@ func (r *publishRun) uploadAttachments(ctx context.Context) error {
 			}
 		}
 		if st.ID != "" {
-			a, err := r.cf.UpdateAttachment(ctx, r.m.PageID, st.ID, f.upload())
+			var a *confluence.Attachment
+			err := r.withUploads([]localFile{f}, func(u []confluence.Upload) (err error) {
+				a, err = r.cf.UpdateAttachment(ctx, r.m.PageID, st.ID, u[0])
+				return err
+			})
 			if err != nil {
 				return err
 			}
@@ -595,11 +587,11 @@ func (r *publishRun) uploadAttachments(ctx context.Context) error {
 }
 
 func (r *publishRun) addBatch(ctx context.Context, batch []localFile) error {
-	uploads := make([]confluence.Upload, len(batch))
-	for i, f := range batch {
-		uploads[i] = f.upload()
-	}
-	got, err := r.cf.AddAttachments(ctx, r.m.PageID, uploads)
+	var got []confluence.Attachment
+	err := r.withUploads(batch, func(u []confluence.Upload) (err error) {
+		got, err = r.cf.AddAttachments(ctx, r.m.PageID, u)
+		return err
+	})
 	if errors.Is(err, confluence.ErrFileExists) {
 		// Someone added one of these names meanwhile: go one by one.
 		r.m.Fresh = false
@@ -628,10 +620,17 @@ func (r *publishRun) uploadOneByOne(ctx context.Context, batch []localFile) erro
 		a, err := r.cf.AttachmentByName(ctx, r.m.PageID, f.att.Filename)
 		switch {
 		case err == nil:
-			a, err = r.cf.UpdateAttachment(ctx, r.m.PageID, a.ID, f.upload())
+			id := a.ID
+			err = r.withUploads([]localFile{f}, func(u []confluence.Upload) (err error) {
+				a, err = r.cf.UpdateAttachment(ctx, r.m.PageID, id, u[0])
+				return err
+			})
 		case errors.Is(err, confluence.ErrNotFound):
 			var got []confluence.Attachment
-			got, err = r.cf.AddAttachments(ctx, r.m.PageID, []confluence.Upload{f.upload()})
+			err = r.withUploads([]localFile{f}, func(u []confluence.Upload) (err error) {
+				got, err = r.cf.AddAttachments(ctx, r.m.PageID, u)
+				return err
+			})
 			if err == nil && len(got) > 0 {
 				a = &got[0]
 			}
@@ -650,16 +649,22 @@ func (r *publishRun) uploadOneByOne(ctx context.Context, batch []localFile) erro
 	return nil
 }
 
+// batches splits files into multipart requests of at most 64 MiB; a url
+// file of unknown size goes alone.
 func batches(files []localFile) [][]localFile {
 	var out [][]localFile
 	var cur []localFile
-	size := 0
+	var size int64
 	for _, f := range files {
-		if len(cur) > 0 && size+len(f.data) > maxUploadBatch {
+		n := f.size
+		if n == 0 && f.src != nil {
+			n = maxUploadBatch
+		}
+		if len(cur) > 0 && size+n > maxUploadBatch {
 			out, cur, size = append(out, cur), nil, 0
 		}
 		cur = append(cur, f)
-		size += len(f.data)
+		size += n
 	}
 	if len(cur) > 0 {
 		out = append(out, cur)
@@ -668,14 +673,6 @@ func batches(files []localFile) [][]localFile {
 }
 
 func hashComment(hash string) string { return "sha256:" + hash }
-
-func (f localFile) upload() confluence.Upload {
-	ct := f.att.ContentType
-	if ct == "" {
-		ct = "application/octet-stream"
-	}
-	return confluence.BytesUpload(f.att.Filename, ct, hashComment(f.hash), f.data)
-}
 
 func (r *publishRun) saveFile(ctx context.Context, name, id, hash string) error {
 	r.m.Files[name] = fileState{ID: id, Hash: hash}

@@ -54,6 +54,8 @@ type env struct {
 	integration string                  // the integration e.retro publishes to
 	httpOpts    []confluence.HTTPOption // the worker's egress policy
 	dc          *fakeconfluence.DataCenter
+	// maxAttachment is the in-process worker's ATTACHMENT_MAX_BYTES (0: default).
+	maxAttachment int64
 }
 
 type syncBuffer struct {
@@ -141,6 +143,9 @@ func (e *env) startWorker(concurrency int) *asynq.Server {
 	jobs.Register(mux, &jobs.Publisher{
 		Redis: e.rdb, Integrations: e.store, Log: log,
 		Connect: jobs.NewConnector(e.fake.URL(), confluence.NewHTTPClient(10*time.Second, concurrency, e.httpOpts...)),
+		// Attachment sources in tests are httptest servers on loopback.
+		AttachmentURLHosts: []string{"127.0.0.1"}, AttachmentMaxBytes: e.maxAttachment,
+		Downloads: jobs.NewDownloadClient(30 * time.Second),
 	})
 	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{
 		Concurrency:              concurrency,

@@ -52,8 +52,12 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 	a.insp = asynq.NewInspectorFromRedisClient(rdb)
 	a.met = metrics.New(a.insp)
 	a.mux = asynq.NewServeMux()
-	connect := jobs.NewConnector(cfg.AtlassianAPIURL, a.http, confluence.WithObserver(a.met.Observe))
-	jobs.Register(a.mux, &jobs.Publisher{Redis: rdb, Integrations: a.store, Connect: connect, Log: log})
+	jobs.Register(a.mux, &jobs.Publisher{
+		Redis: rdb, Integrations: a.store, Log: log,
+		Connect:            jobs.NewConnector(cfg.AtlassianAPIURL, a.http, confluence.WithObserver(a.met.Observe)),
+		AttachmentURLHosts: cfg.AttachmentURLHosts, AttachmentMaxBytes: cfg.AttachmentMaxBytes,
+		Downloads: jobs.NewDownloadClient(jobs.DownloadTimeout),
+	})
 	jobs.ObserveOutcomes(a.mux, a.met.TaskOutcome)
 	a.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.WorkerConcurrency,
@@ -94,7 +98,6 @@ func newHTTPClient(cfg *config.Config) *http.Client {
 	}
 	return confluence.NewHTTPClient(cfg.ConfluenceTimeout, cfg.WorkerConcurrency, opts...)
 }
-
 
 // start starts the asynq server.
 func (a *app) start() error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"flag"
@@ -13,6 +14,7 @@ import (
 	"image/png"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"time"
 
@@ -56,6 +58,9 @@ func demo(ctx context.Context, once bool, stdout, stderr io.Writer) error {
 	token := randomHex(24)
 	fake.AddAccessToken(token)
 
+	files := serveSampleFiles()
+	defer files.Close()
+
 	kid, key := credstore.GenerateKey()
 	user, password := "admin", randomHex(8)
 	env := map[string]string{
@@ -72,6 +77,8 @@ func demo(ctx context.Context, once bool, stdout, stderr io.Writer) error {
 		// The fake listens on loopback, over http: the egress policy
 		// refuses both unless allowed.
 		"CONFLUENCE_ALLOW_CIDRS": "127.0.0.1/32,::1/128",
+		// The sample's CSV comes by url from the in-process file server.
+		"ATTACHMENT_URL_HOSTS": "127.0.0.1",
 	}
 	cfg, err := config.Load(func(k string) string {
 		if v := os.Getenv(k); v != "" && (k == "HTTP_ADDR" || k == "LOG_LEVEL" || k == "LOG_FORMAT") {
@@ -107,7 +114,7 @@ func demo(ctx context.Context, once bool, stdout, stderr io.Writer) error {
 	client := asynq.NewClientFromRedisClient(rdb)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	var ids []string
-	for _, p := range samplePayloads() {
+	for _, p := range samplePayloads(files.URL) {
 		res, err := jobs.EnqueuePublish(ctx, client, insp, p, jobs.EnqueueOptions{})
 		if err != nil {
 			return fmt.Errorf("enqueue %s: %w", p.Report.ID, err)
@@ -129,13 +136,19 @@ func demo(ctx context.Context, once bool, stdout, stderr io.Writer) error {
 	addr, stop, err := startHTTP(log, cfg.HTTPAddr, a.httpMux(func(m *http.ServeMux) {
 		m.Handle("/dashboard/", dash)
 		m.Handle("/dashboard", dash)
-		m.HandleFunc("/preview", func(w http.ResponseWriter, r *http.Request) { writePreview(w, fake) })
+		preview := previewHandler(fake, "ENG")
+		m.Handle("/preview", preview)
+		m.Handle("/preview/", preview)
 	}))
 	if err != nil {
 		return err
 	}
 	defer stop()
-	fmt.Fprintf(stdout, "\nDashboard: http://%s/dashboard  (login %s / %s)\nPreview:   http://%s/preview\nMetrics:   http://%s/metrics\nCtrl-C to stop.\n", addr, user, password, addr, addr)
+	fmt.Fprintf(stdout, "\nDashboard: http://%s/dashboard  (login %s / %s)\nMetrics:   http://%s/metrics\nPreview:   http://%s/preview\n", addr, user, password, addr, addr)
+	for _, p := range samplePayloads("") {
+		fmt.Fprintf(stdout, "           http://%s/preview/%s  %s\n", addr, p.Report.ID, p.Report.Title)
+	}
+	fmt.Fprintln(stdout, "Ctrl-C to stop.")
 	<-ctx.Done()
 	return nil
 }
@@ -161,58 +174,64 @@ func waitDone(ctx context.Context, insp *asynq.Inspector, id string, limit time.
 	return fmt.Errorf("task %s not done after %s", id, limit)
 }
 
-func writePreview(w http.ResponseWriter, fake *fakeconfluence.Server) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	fmt.Fprint(w, "<!doctype html><meta charset=utf-8><title>retropub preview</title><body style='font-family:sans-serif;max-width:60em;margin:auto'>")
-	for _, p := range fake.Pages("ENG") {
-		fmt.Fprintf(w, "<article style='border:1px solid #ccc;padding:1em;margin:1em 0'><h1>%s</h1>%s</article>", htmlEscape(p.Title), p.Body)
-	}
-}
-
-func htmlEscape(s string) string {
-	var b bytes.Buffer
-	for _, r := range s {
-		switch r {
-		case '<':
-			b.WriteString("&lt;")
-		case '>':
-			b.WriteString("&gt;")
-		case '&':
-			b.WriteString("&amp;")
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
 
-func samplePayloads() []*jobs.PublishPayload {
-	prev := 3.1
-	prevFun := 4.0
+// sampleCSV is the raw vote export the sample retrospective attaches by url.
+var sampleCSV = []byte("section,item,votes\nWent well,CI is faster,4\nTo improve,Pager noise at night,5\n")
+
+// serveSampleFiles stands in for the meeting service's file store.
+func serveSampleFiles() *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/raw-votes.csv" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/csv")
+		_, _ = w.Write(sampleCSV)
+	}))
+}
+
+func samplePayloads(filesURL string) []*jobs.PublishPayload {
+	prevSpeed, prevFun, prevCode := 3.1, 4.0, 3.0
+	csvSum := sha256.Sum256(sampleCSV)
 	return []*jobs.PublishPayload{
 		{
 			Schema: 1, EventID: "evt-demo-1", IntegrationID: "demo-cloud",
 			Report: jobs.Report{
 				ID: "retro-8f2c", Revision: 1, Kind: jobs.KindRetrospective,
 				Title: "Sprint 42 Retrospective", Team: "Platform", HeldAt: "2026-11-27T15:00:00Z",
-				Facilitator: "Dana", Participants: []string{"Dana", "Lee", "Sam"}, Link: "https://app.example.com/r/8f2c",
-				Summary: "A calm sprint: CI got faster, on-call was noisy.",
+				Facilitator: "Dana", Participants: []string{"Dana", "Lee", "Sam", "Ana María"}, Link: "https://app.example.com/r/8f2c",
+				Summary: "A calm sprint: CI got faster, on-call was noisy.\n\nWe agreed to pin the Go version and tune the alerts before the holidays.",
 				Sections: []jobs.Section{
-					{Name: "Went well", Items: []jobs.Item{{Text: "CI is faster", Votes: 4, Group: "Tooling"}, {Text: "Pairing on the <parser> & lexer", Votes: 2}}},
-					{Name: "To improve", Items: []jobs.Item{{Text: "Pager noise at night", Votes: 5, Group: "On-call"}}},
+					{Name: "Went well", Items: []jobs.Item{
+						{Text: "Pairing on the <parser> & lexer", Votes: 2},
+						{Text: "CI is faster", Votes: 4, Group: "Tooling"},
+						{Text: "Cached module downloads", Votes: 1, Group: "Tooling"},
+						{Text: "Demo went smoothly", Votes: 3, Group: "Delivery"},
+						{Text: "Shipped the export API", Votes: 3, Group: "Delivery"},
+					}},
+					{Name: "To improve", Items: []jobs.Item{
+						{Text: "Pager noise at night", Votes: 5, Group: "On-call"},
+						{Text: "Flaky e2e tests\n(three reruns on Tuesday)", Votes: 2},
+						{Text: "Review queue", Votes: 1},
+					}},
 				},
-				Actions: []jobs.Action{{Text: "Pin Go version", Assignee: "Lee", Due: "2026-12-05"}, {Text: "Tune alert thresholds", Assignee: "Sam", Done: true}},
+				Actions: []jobs.Action{
+					{Text: "Pin Go version in CI", Assignee: "Lee", Due: "2026-12-05"},
+					{Text: "Tune alert thresholds", Assignee: "Sam", Done: true},
+					{Text: "Write a flaky-test runbook", Due: "2026-12-12"},
+				},
 			},
 			Target: jobs.Target{SpaceKey: "ENG"},
 			Attachments: []jobs.Attachment{
 				{Filename: "sprint-42.pdf", ContentType: "application/pdf", DataBase64: base64.StdEncoding.EncodeToString(samplePDF)},
-				{Filename: "votes.png", ContentType: "image/png", DataBase64: base64.StdEncoding.EncodeToString(samplePNG())},
+				{Filename: "votes.png", ContentType: "image/png", DataBase64: base64.StdEncoding.EncodeToString(barChart([]float64{4, 3, 3, 2, 1, 5, 2, 1}, 5))},
+				{Filename: "raw-votes.csv", ContentType: "text/csv", URL: filesURL + "/raw-votes.csv",
+					SHA256: hex.EncodeToString(csvSum[:]), Size: int64(len(sampleCSV))},
 			},
 		},
 		{
@@ -220,22 +239,40 @@ func samplePayloads() []*jobs.PublishPayload {
 			Report: jobs.Report{
 				ID: "health-31aa", Revision: 1, Kind: jobs.KindHealthCheck,
 				Title: "Platform Health Check November", Team: "Platform", HeldAt: "2026-11-28T10:00:00Z",
+				Facilitator: "Lee", Participants: []string{"Dana", "Lee", "Sam"},
+				Summary: "Speed is up, fun is down: incidents ate the sprint.",
 				Health: &jobs.Health{Dimensions: []jobs.Dimension{
-					{Name: "Speed", Score: 3.4, Scale: 5, Previous: &prev, Rating: "green", Comments: []string{"Deploys are quick"}},
+					{Name: "Speed", Score: 3.4, Scale: 5, Previous: &prevSpeed, Rating: "green", Comments: []string{"Deploys are quick", "Builds under 5 minutes"}},
 					{Name: "Fun", Score: 2.5, Scale: 5, Previous: &prevFun, Rating: "red", Comments: []string{"Too many incidents"}},
+					{Name: "Codebase health", Score: 3, Scale: 5, Previous: &prevCode, Rating: "amber"},
+					{Name: "Learning", Score: 4.2, Scale: 5, Rating: "green", Comments: []string{"Go 1.26 workshop"}},
 				}},
-				Actions: []jobs.Action{{Text: "Hold an incident review", Assignee: "Dana"}},
+				Actions: []jobs.Action{{Text: "Hold an incident review", Assignee: "Dana", Due: "2026-12-02"}, {Text: "Book the next health check", Done: true}},
 			},
 			Target: jobs.Target{SpaceKey: "ENG"},
+			Attachments: []jobs.Attachment{
+				{Filename: "scores.png", ContentType: "image/png", DataBase64: base64.StdEncoding.EncodeToString(barChart([]float64{3.4, 2.5, 3, 4.2}, 5))},
+			},
 		},
 	}
 }
 
-func samplePNG() []byte {
-	img := image.NewRGBA(image.Rect(0, 0, 40, 20))
-	for x := 0; x < 40; x++ {
-		for y := 20 - x/2; y < 20; y++ {
-			img.Set(x, y, color.RGBA{0x36, 0x7b, 0xf5, 0xff})
+// barChart draws a small bar chart (one bar per value, scaled to max).
+func barChart(values []float64, max float64) []byte {
+	const w, h, bar, gap = 480, 160, 40, 16
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for x := 0; x < w; x++ {
+		for y := 0; y < h; y++ {
+			img.Set(x, y, color.White)
+		}
+	}
+	blue := color.RGBA{0x00, 0x52, 0xcc, 0xff}
+	for i, v := range values {
+		top := h - 10 - int(v/max*float64(h-20))
+		for x := gap + i*(bar+gap); x < gap+i*(bar+gap)+bar && x < w; x++ {
+			for y := top; y < h-10; y++ {
+				img.Set(x, y, blue)
+			}
 		}
 	}
 	var b bytes.Buffer
