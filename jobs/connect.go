@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -9,19 +10,63 @@ import (
 	"retropub/credstore"
 )
 
+// CloudCredentials gives each Cloud client its OAuth token source, shared
+// with the fleet through the credential store (credstore.Tokens).
+type CloudCredentials interface {
+	Source(rec *credstore.Record) *credstore.TokenSource
+	ResolveSite(ctx context.Context, rec *credstore.Record, src *credstore.TokenSource) error
+}
+
+// ConnectOption configures NewConnector.
+type ConnectOption func(*connectConfig)
+
+type connectConfig struct {
+	cloud CloudCredentials
+}
+
+// WithCloudCredentials makes Cloud clients refresh their OAuth tokens and
+// find the cloud id of records that only name their site. Without it the
+// stored access token is used as it is.
+func WithCloudCredentials(c CloudCredentials) ConnectOption {
+	return func(cc *connectConfig) { cc.cloud = c }
+}
+
 // NewConnector returns the Connector production and tests share: Cloud
 // clients through the gateway at apiURL, all on one pooled *http.Client.
-func NewConnector(apiURL string, hc *http.Client) Connector {
-	return func(_ context.Context, rec *credstore.Record) (Confluence, error) {
+func NewConnector(apiURL string, hc *http.Client, opts ...ConnectOption) Connector {
+	var cc connectConfig
+	for _, o := range opts {
+		o(&cc)
+	}
+	return func(ctx context.Context, rec *credstore.Record) (Confluence, error) {
 		if rec.Flavor != "cloud" {
 			return nil, permanent(fmt.Errorf("integration %s: flavor %q is not supported by this worker version", rec.ID, rec.Flavor))
 		}
-		if rec.CloudID == "" {
-			return nil, permanent(fmt.Errorf("integration %s: cloud_id is required (site_url look-up is not supported yet)", rec.ID))
-		}
-		return confluence.NewCloud(apiURL, rec.CloudID,
-			confluence.WithHTTPClient(hc),
-			confluence.WithAuthorizer(confluence.BearerToken(rec.Auth.AccessToken.Reveal())),
-			confluence.WithUserAgent("retropub/1"))
+		return cc.connectCloud(ctx, apiURL, hc, rec)
 	}
+}
+
+func (cc connectConfig) connectCloud(ctx context.Context, apiURL string, hc *http.Client, rec *credstore.Record) (Confluence, error) {
+	var auth confluence.Authorizer = confluence.BearerToken(rec.Auth.AccessToken.Reveal())
+	if cc.cloud != nil {
+		src := cc.cloud.Source(rec)
+		if err := cc.cloud.ResolveSite(ctx, rec, src); err != nil {
+			var se *credstore.SiteError
+			if errors.As(err, &se) {
+				return nil, permanent(err)
+			}
+			return nil, err
+		}
+		auth = src
+	}
+	if rec.CloudID == "" {
+		return nil, permanent(fmt.Errorf("integration %s: cloud_id is required", rec.ID))
+	}
+	if err := checkScopes(rec.ID, rec.Auth.Scopes); err != nil {
+		return nil, err
+	}
+	return confluence.NewCloud(apiURL, rec.CloudID,
+		confluence.WithHTTPClient(hc),
+		confluence.WithAuthorizer(auth),
+		confluence.WithUserAgent("retropub/1"))
 }

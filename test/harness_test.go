@@ -50,6 +50,7 @@ type env struct {
 	client   *asynq.Client
 	insp     *asynq.Inspector
 	logs     *syncBuffer
+	procEnv  []string // more environment for the binaries; later entries win
 }
 
 type syncBuffer struct {
@@ -128,15 +129,24 @@ func (e *env) putIntegration(id, editPolicy string) {
 	}
 }
 
+// oauthConfig is the OAuth app the fake accepts, as the worker gets it
+// from ATLASSIAN_CLIENT_ID/SECRET and ATLASSIAN_AUTH_URL/API_URL.
+func (e *env) oauthConfig(hc *http.Client) credstore.OAuthConfig {
+	id, secret := e.fake.ClientCredentials()
+	return credstore.OAuthConfig{ClientID: id, ClientSecret: secret, AuthURL: e.fake.URL(), APIURL: e.fake.URL(), HTTPClient: hc}
+}
+
 // startWorker runs an in-process asynq server wired exactly as cmd/worker
 // wires it (jobs.Register, jobs.RetryDelay, jobs.IsFailure).
 func (e *env) startWorker(concurrency int) *asynq.Server {
 	e.t.Helper()
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(e.logs), zap.DebugLevel))
 	mux := asynq.NewServeMux()
+	hc := confluence.NewHTTPClient(10*time.Second, concurrency)
+	tokens := credstore.NewTokens(e.store, e.oauthConfig(hc))
 	jobs.Register(mux, &jobs.Publisher{
 		Redis: e.rdb, Integrations: e.store, Log: log,
-		Connect: jobs.NewConnector(e.fake.URL(), confluence.NewHTTPClient(10*time.Second, concurrency)),
+		Connect: jobs.NewConnector(e.fake.URL(), hc, jobs.WithCloudCredentials(tokens)),
 	})
 	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{
 		Concurrency:              concurrency,

@@ -41,7 +41,9 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		http:  confluence.NewHTTPClient(cfg.ConfluenceTimeout, cfg.WorkerConcurrency),
 	}
 	a.mux = asynq.NewServeMux()
-	jobs.Register(a.mux, &jobs.Publisher{Redis: rdb, Integrations: a.store, Connect: jobs.NewConnector(cfg.AtlassianAPIURL, a.http), Log: log})
+	tokens := credstore.NewTokens(a.store, oauthConfig(cfg, a.http))
+	connect := jobs.NewConnector(cfg.AtlassianAPIURL, a.http, jobs.WithCloudCredentials(tokens))
+	jobs.Register(a.mux, &jobs.Publisher{Redis: rdb, Integrations: a.store, Connect: connect, Log: log})
 	a.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.WorkerConcurrency,
 		Queues:                   cfg.WorkerQueues,
@@ -66,6 +68,16 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		}),
 	})
 	return a, nil
+}
+
+// oauthConfig is the OAuth app of the configuration; hc nil uses a client
+// with the Confluence timeout.
+func oauthConfig(cfg *config.Config, hc *http.Client) credstore.OAuthConfig {
+	if hc == nil {
+		hc = confluence.NewHTTPClient(cfg.ConfluenceTimeout, 2)
+	}
+	return credstore.OAuthConfig{ClientID: cfg.AtlassianClientID, ClientSecret: cfg.AtlassianClientSecret,
+		AuthURL: cfg.AtlassianAuthURL, APIURL: cfg.AtlassianAPIURL, HTTPClient: hc}
 }
 
 // serveHTTP runs the health endpoints (and, later, metrics and dashboard).
