@@ -50,7 +50,8 @@ type env struct {
 	client   *asynq.Client
 	insp     *asynq.Inspector
 	logs     *syncBuffer
-	procEnv  []string // more environment for the binaries; later entries win
+	procEnv  []string             // more environment for the binaries; later entries win
+	mr       *miniredis.Miniredis // nil on a real Redis
 }
 
 type syncBuffer struct {
@@ -87,9 +88,9 @@ func newEnv(t *testing.T) *env {
 		u.Path = fmt.Sprintf("/%d", testDB)
 		e.redisURL = u.String()
 	} else {
-		mr := miniredis.RunT(t)
-		e.rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
-		e.redisURL = "redis://" + mr.Addr() + "/0"
+		e.mr = miniredis.RunT(t)
+		e.rdb = redis.NewClient(&redis.Options{Addr: e.mr.Addr()})
+		e.redisURL = "redis://" + e.mr.Addr() + "/0"
 	}
 	t.Cleanup(func() { e.rdb.Close() })
 
