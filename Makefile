@@ -23,9 +23,11 @@ lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## bench: Go benchmarks (the load harness comes with the performance issue)
+## bench: Go benchmarks, then the load harness (real worker processes, real Redis at REDIS_URL)
+BENCH_N ?= 5000
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./test/loadharness -n $(BENCH_N) -latency 50ms -concurrency 50
 
 clean:
 	rm -rf $(BIN)

@@ -76,20 +76,8 @@ func (c *Client) SpaceByKey(ctx context.Context, key string) (*Space, error) {
 // a miss here does not prove the title is free (see PageByTitleFold).
 func (c *Client) PageByTitle(ctx context.Context, spaceID, title string, withBody bool) (*Page, error) {
 	q := url.Values{"space-id": {spaceID}, "title": {title}, "status": {"current"}, "limit": {"5"}}
-	if withBody {
-		q.Set("body-format", "storage")
-	}
-	var out pageList
-	if err := c.do(ctx, request{method: "GET", path: "/wiki/api/v2/pages", query: q}, &out); err != nil {
-		return nil, err
-	}
-	for i := range out.Results {
-		if strings.TrimSpace(out.Results[i].Title) == strings.TrimSpace(title) {
-			out.Results[i].Links.Base = out.Links.Base
-			return &out.Results[i], nil
-		}
-	}
-	return nil, &Error{StatusCode: 404, Method: "GET", Path: "/wiki/api/v2/pages", Message: "no page with that title"}
+	want := strings.TrimSpace(title)
+	return c.findPage(ctx, q, withBody, false, func(p *Page) bool { return strings.TrimSpace(p.Title) == want })
 }
 
 // PageByTitleFold walks the space's pages and compares titles
@@ -98,6 +86,24 @@ func (c *Client) PageByTitle(ctx context.Context, spaceID, title string, withBod
 func (c *Client) PageByTitleFold(ctx context.Context, spaceID, title string) (*Page, error) {
 	q := url.Values{"space-id": {spaceID}, "status": {"current"}, "limit": {"250"}}
 	want := strings.TrimSpace(title)
+	return c.findPage(ctx, q, false, true, func(p *Page) bool { return strings.EqualFold(strings.TrimSpace(p.Title), want) })
+}
+
+// PageByID reads a page's current state through the list endpoint
+// (GET /pages?id=), the one DESIGN §4 allows. Trashed pages are not found.
+func (c *Client) PageByID(ctx context.Context, id string, withBody bool) (*Page, error) {
+	q := url.Values{"id": {id}, "limit": {"1"}}
+	return c.findPage(ctx, q, withBody, false, func(p *Page) bool {
+		return p.ID == id && p.Status != "trashed" && p.Status != "deleted"
+	})
+}
+
+// findPage lists pages with q and returns the first that matches; with
+// paginate it follows the cursor (guarding against an echoed cursor).
+func (c *Client) findPage(ctx context.Context, q url.Values, withBody, paginate bool, match func(*Page) bool) (*Page, error) {
+	if withBody {
+		q.Set("body-format", "storage")
+	}
 	seen := map[string]bool{}
 	for {
 		var out pageList
@@ -105,14 +111,14 @@ func (c *Client) PageByTitleFold(ctx context.Context, spaceID, title string) (*P
 			return nil, err
 		}
 		for i := range out.Results {
-			if strings.EqualFold(strings.TrimSpace(out.Results[i].Title), want) {
+			if match(&out.Results[i]) {
 				out.Results[i].Links.Base = out.Links.Base
 				return &out.Results[i], nil
 			}
 		}
 		cursor := nextCursor(out.Links.Next)
-		if cursor == "" || seen[cursor] {
-			return nil, &Error{StatusCode: 404, Method: "GET", Path: "/wiki/api/v2/pages", Message: "no page with that title"}
+		if !paginate || cursor == "" || seen[cursor] {
+			return nil, &Error{StatusCode: 404, Method: "GET", Path: "/wiki/api/v2/pages", Message: "no such page"}
 		}
 		seen[cursor] = true
 		q.Set("cursor", cursor)
@@ -130,26 +136,6 @@ func nextCursor(next string) string {
 		return ""
 	}
 	return u.Query().Get("cursor")
-}
-
-// PageByID reads a page's current state through the list endpoint
-// (GET /pages?id=), the one DESIGN §4 allows. Trashed pages are not found.
-func (c *Client) PageByID(ctx context.Context, id string, withBody bool) (*Page, error) {
-	q := url.Values{"id": {id}, "limit": {"1"}}
-	if withBody {
-		q.Set("body-format", "storage")
-	}
-	var out pageList
-	if err := c.do(ctx, request{method: "GET", path: "/wiki/api/v2/pages", query: q}, &out); err != nil {
-		return nil, err
-	}
-	for i := range out.Results {
-		if out.Results[i].ID == id && out.Results[i].Status != "trashed" && out.Results[i].Status != "deleted" {
-			out.Results[i].Links.Base = out.Links.Base
-			return &out.Results[i], nil
-		}
-	}
-	return nil, &Error{StatusCode: 404, Method: "GET", Path: "/wiki/api/v2/pages", Message: "page " + id + " not found"}
 }
 
 // NewPage is what CreatePage sends.

@@ -17,33 +17,24 @@ type CloudCredentials interface {
 	ResolveSite(ctx context.Context, rec *credstore.Record, src *credstore.TokenSource) error
 }
 
-// ConnectOption configures NewConnector.
-type ConnectOption func(*connectConfig)
-
-type connectConfig struct {
-	cloud CloudCredentials
-}
-
-// WithCloudCredentials makes Cloud clients refresh their OAuth tokens and
-// find the cloud id of records that only name their site. Without it the
-// stored access token is used as it is.
-func WithCloudCredentials(c CloudCredentials) ConnectOption {
-	return func(cc *connectConfig) { cc.cloud = c }
-}
-
 // NewConnector returns the Connector production and tests share: Cloud
 // clients through the gateway at apiURL, all on one pooled *http.Client.
-func NewConnector(apiURL string, hc *http.Client, opts ...ConnectOption) Connector {
-	var cc connectConfig
-	for _, o := range opts {
-		o(&cc)
-	}
+// creds refresh OAuth tokens and find the cloud id of records that only
+// name their site; nil uses each stored access token as it is. opts (an
+// observer for metrics) apply to every client, after the defaults.
+func NewConnector(apiURL string, hc *http.Client, creds CloudCredentials, opts ...confluence.Option) Connector {
+	cc := connectConfig{cloud: creds, opts: opts}
 	return func(ctx context.Context, rec *credstore.Record) (Confluence, error) {
 		if rec.Flavor != "cloud" {
 			return nil, permanent(fmt.Errorf("integration %s: flavor %q is not supported by this worker version", rec.ID, rec.Flavor))
 		}
 		return cc.connectCloud(ctx, apiURL, hc, rec)
 	}
+}
+
+type connectConfig struct {
+	cloud CloudCredentials
+	opts  []confluence.Option
 }
 
 func (cc connectConfig) connectCloud(ctx context.Context, apiURL string, hc *http.Client, rec *credstore.Record) (Confluence, error) {
@@ -65,8 +56,8 @@ func (cc connectConfig) connectCloud(ctx context.Context, apiURL string, hc *htt
 	if err := checkScopes(rec.ID, rec.Auth.Scopes); err != nil {
 		return nil, err
 	}
-	return confluence.NewCloud(apiURL, rec.CloudID,
+	return confluence.NewCloud(apiURL, rec.CloudID, append([]confluence.Option{
 		confluence.WithHTTPClient(hc),
 		confluence.WithAuthorizer(auth),
-		confluence.WithUserAgent("retropub/1"))
+		confluence.WithUserAgent("retropub/1")}, cc.opts...)...)
 }

@@ -33,6 +33,7 @@ type Confluence interface {
 	AttachmentByName(ctx context.Context, pageID, filename string) (*confluence.Attachment, error)
 	AddAttachments(ctx context.Context, pageID string, files []confluence.Upload) ([]confluence.Attachment, error)
 	UpdateAttachment(ctx context.Context, pageID, attachmentID string, file confluence.Upload) (*confluence.Attachment, error)
+	SetupCalls // integration:check, search and test (setup.go)
 }
 
 // Integrations is what publishing needs from the credential store.
@@ -102,6 +103,7 @@ func (h *Publisher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("publish report %s rev %d: %w", p.Report.ID, p.Report.Revision, err)
 	}
+	setOutcome(ctx, r.res.Outcome)
 	out, _ := json.Marshal(r.res)
 	if _, err := t.ResultWriter().Write(out); err != nil {
 		log.Warn("write task result", zap.Error(err))

@@ -7,4 +7,5 @@ import "github.com/hibiken/asynq"
 // (the mux matches by prefix).
 func Register(mux *asynq.ServeMux, p *Publisher) {
 	mux.Handle(TypePublishReport, p)
+	registerSetup(mux, p)
 }

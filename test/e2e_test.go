@@ -70,8 +70,14 @@ func (e *env) processEnv(extra ...string) []string {
 
 func (e *env) start(name string, stdin string, args ...string) *proc {
 	e.t.Helper()
+	return e.startEnv(nil, name, stdin, args...)
+}
+
+// startEnv is start with extra VAR=value settings, which win.
+func (e *env) startEnv(extra []string, name string, stdin string, args ...string) *proc {
+	e.t.Helper()
 	p := &proc{cmd: exec.Command(filepath.Join(binDir, name), args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = e.processEnv()
+	p.cmd.Env = e.processEnv(extra...)
 	p.cmd.Stdin = strings.NewReader(stdin)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {

@@ -147,7 +147,7 @@ func (e *env) startWorker(concurrency int) *asynq.Server {
 	tokens := credstore.NewTokens(e.store, e.oauthConfig(hc))
 	jobs.Register(mux, &jobs.Publisher{
 		Redis: e.rdb, Integrations: e.store, Log: log,
-		Connect: jobs.NewConnector(e.fake.URL(), hc, jobs.WithCloudCredentials(tokens)),
+		Connect: jobs.NewConnector(e.fake.URL(), hc, tokens),
 	})
 	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{
 		Concurrency:              concurrency,

@@ -218,9 +218,22 @@ func TestSIGKILLRightAfterNewTokenPair(t *testing.T) {
 	}
 	<-victim.done
 	saved := e.record("killed").Auth.RefreshToken.Reveal() != rt0
-	t.Logf("pair saved before the kill: %v", saved)
+	t.Logf("pair saved before the kill right after the answer: %v", saved)
+
+	// A second worker is killed the moment its new pair shows in Redis: the
+	// pair it saved is what the next worker uses, not the old token again.
+	_, rtSaved := e.putOAuth("killed-saved")
+	victim2 := e.start("worker", "")
+	third := e.enqueue(retroFor("killed-saved", "kill-3"))
+	for deadline := time.Now().Add(60 * time.Second); e.record("killed-saved").Auth.RefreshToken.Reveal() == rtSaved; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second worker never saved a new pair")
+		}
+	}
+	_ = victim2.cmd.Process.Signal(syscall.SIGKILL)
+	<-victim2.done
 	if e.mr != nil {
-		// miniredis keeps time still: let the dead worker's refresh lock expire.
+		// miniredis keeps time still: let the dead workers' refresh locks expire.
 		e.mr.FastForward(time.Minute)
 	}
 
@@ -237,16 +250,27 @@ func TestSIGKILLRightAfterNewTokenPair(t *testing.T) {
 	if info := e.wait("default", second.TaskID); info.State != asynq.TaskStateCompleted {
 		t.Fatalf("next publish: %s %s", info.State, info.LastErr)
 	}
-	infos := e.waitAll([]string{first.TaskID}, 4*time.Minute)
-	if info := infos[first.TaskID]; info.State != asynq.TaskStateCompleted {
-		t.Fatalf("killed publish: %s %s", info.State, info.LastErr)
+	for id, info := range e.waitAll([]string{first.TaskID, third.TaskID}, 4*time.Minute) {
+		if info.State != asynq.TaskStateCompleted {
+			t.Fatalf("killed publish %s: %s %s", id, info.State, info.LastErr)
+		}
 	}
 	if bad := refreshErrors(e.fake); len(bad) > 0 {
 		t.Fatalf("refused refreshes: %+v", bad)
 	}
-	e.onePage("Retro kill-1")
-	e.onePage("Retro kill-2")
-	e.assertNoSecrets(nil, victim.stderr.String(), w2.stderr.String())
+	uses := 0
+	for _, r := range e.fake.RefreshLog() {
+		if r.RefreshToken == rtSaved {
+			uses++
+		}
+	}
+	if uses != 1 {
+		t.Fatalf("the saved pair's predecessor was used %d times, want 1", uses)
+	}
+	for _, title := range []string{"Retro kill-1", "Retro kill-2", "Retro kill-3"} {
+		e.onePage(title)
+	}
+	e.assertNoSecrets(nil, victim.stderr.String(), victim2.stderr.String(), w2.stderr.String())
 }
 
 // Must-show 4: after `worker keys rotate` no record is sealed under the old

@@ -1,7 +1,9 @@
 // Command enqueue puts retropub tasks on the queues (DESIGN §8):
 //
 //	enqueue publish --file F|- [--wait[=DUR]] [--rerun-archived]
-//	enqueue test | check | search   (set-up tasks, not implemented yet)
+//	enqueue test --integration ID --space KEY [--parent-title T] [--delete] [--wait[=DUR]]
+//	enqueue check --integration ID [--wait[=DUR]]
+//	enqueue search --integration ID --space KEY --query TEXT [--wait[=DUR]]
 //
 // Output is one JSON line per event on stdout; diagnostics go to stderr.
 package main
@@ -56,12 +58,12 @@ type command struct {
 	run     func(ctx context.Context, e *env, args []string) int
 }
 
-// commands is the subcommand table; test, check and search slot in here.
+// commands is the subcommand table.
 var commands = map[string]command{
 	"publish": {"enqueue report:publish events from --file F|- (JSON objects)", runPublish},
-	"test":    {"publish a test page through an integration", notImplemented("test")},
-	"check":   {"check an integration's connectivity", notImplemented("check")},
-	"search":  {"search parent pages in a space", notImplemented("search")},
+	"test":    {"publish a test page through an integration (integration:test)", runTest},
+	"check":   {"check an integration: current user and spaces (integration:check)", runCheck},
+	"search":  {"search parent pages in a space (integration:search)", runSearch},
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -95,13 +97,6 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'enqueue <command> -h' for its flags.")
-}
-
-func notImplemented(name string) func(context.Context, *env, []string) int {
-	return func(_ context.Context, e *env, _ []string) int {
-		e.errorf("%s: not implemented yet", name)
-		return exitInvalid
-	}
 }
 
 // deps are the Redis-side handles every subcommand shares.

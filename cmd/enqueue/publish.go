@@ -66,19 +66,8 @@ func runPublish(ctx context.Context, e *env, args []string) int {
 	var wait waitFlag
 	fs.Var(&wait, "wait", "wait for every task to finish: --wait (60s) or --wait=DUR; DUR bounds the whole command")
 	rerun := fs.Bool("rerun-archived", false, "run archived duplicates again instead of reporting them")
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: enqueue publish --file F|- [--wait[=DUR]] [--rerun-archived]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitInvalid
-	}
-	if fs.NArg() > 0 {
-		e.errorf("publish: unexpected argument %q (the wait duration is written --wait=DUR)", fs.Arg(0))
-		return exitInvalid
+	if code, ok := parseFlags(e, fs, "publish", "--file F|- [--wait[=DUR]] [--rerun-archived]", args); !ok {
+		return code
 	}
 	if *file == "" {
 		e.errorf("publish: --file is required (a path, or - for stdin)")

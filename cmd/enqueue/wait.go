@@ -151,7 +151,8 @@ func poll(insp *asynq.Inspector, t *waitTarget) {
 	case asynq.TaskStateCompleted:
 		t.done, t.state, t.result = true, "completed", resultJSON(info.Result)
 	case asynq.TaskStateArchived:
-		t.done, t.state, t.err = true, "archived", info.LastErr
+		// Set-up tasks write a result (ok false, why) before failing.
+		t.done, t.state, t.err, t.result = true, "archived", info.LastErr, resultJSON(info.Result)
 	}
 }
 

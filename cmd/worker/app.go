@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -16,6 +18,7 @@ import (
 	"retropub/confluence"
 	"retropub/credstore"
 	"retropub/internal/logging"
+	"retropub/internal/metrics"
 	"retropub/jobs"
 )
 
@@ -28,6 +31,11 @@ type app struct {
 	http  *http.Client
 	srv   *asynq.Server
 	mux   *asynq.ServeMux
+	insp  *asynq.Inspector
+	met   *metrics.Metrics
+	// running is true between start and shutdown: asynq's Ping answers
+	// nil for a server that is not running, so /readyz cannot ask it.
+	running atomic.Bool
 }
 
 func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*app, error) {
@@ -40,10 +48,13 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		store: credstore.New(rdb, keys),
 		http:  confluence.NewHTTPClient(cfg.ConfluenceTimeout, cfg.WorkerConcurrency),
 	}
+	a.insp = asynq.NewInspectorFromRedisClient(rdb)
+	a.met = metrics.New(a.insp)
 	a.mux = asynq.NewServeMux()
 	tokens := credstore.NewTokens(a.store, oauthConfig(cfg, a.http))
-	connect := jobs.NewConnector(cfg.AtlassianAPIURL, a.http, jobs.WithCloudCredentials(tokens))
+	connect := jobs.NewConnector(cfg.AtlassianAPIURL, a.http, tokens, confluence.WithObserver(a.met.Observe))
 	jobs.Register(a.mux, &jobs.Publisher{Redis: rdb, Integrations: a.store, Connect: connect, Log: log})
+	jobs.ObserveOutcomes(a.mux, a.met.TaskOutcome)
 	a.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.WorkerConcurrency,
 		Queues:                   cfg.WorkerQueues,
@@ -80,45 +91,71 @@ func oauthConfig(cfg *config.Config, hc *http.Client) credstore.OAuthConfig {
 		AuthURL: cfg.AtlassianAuthURL, APIURL: cfg.AtlassianAPIURL, HTTPClient: hc}
 }
 
-// serveHTTP runs the health endpoints (and, later, metrics and dashboard).
+// start starts the asynq server.
+func (a *app) start() error {
+	if err := a.srv.Start(a.mux); err != nil {
+		return fmt.Errorf("start asynq server: %w", err)
+	}
+	a.running.Store(true)
+	return nil
+}
+
+// shutdown drains the asynq server within WORKER_SHUTDOWN_TIMEOUT; tasks
+// still running then are handed back to their queue.
+func (a *app) shutdown() {
+	a.running.Store(false)
+	a.srv.Shutdown()
+}
+
+// httpMux serves the health endpoints and /metrics; extra mounts more
+// (the dashboard).
 func (a *app) httpMux(extra func(*http.ServeMux)) *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.rdb.Ping(r.Context()).Err(); err != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := a.rdb.Ping(ctx).Err(); err != nil {
 			http.Error(w, "redis: unavailable", http.StatusServiceUnavailable)
 			return
 		}
-		if err := a.srv.Ping(); err != nil {
+		if !a.running.Load() || a.srv.Ping() != nil {
 			http.Error(w, "worker: not running", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	m.Handle("GET /metrics", a.met.Handler())
 	if extra != nil {
 		extra(m)
 	}
 	return m
 }
 
-// startHTTP serves m on addr until stop is called.
-func startHTTP(log *zap.Logger, addr string, h http.Handler) (stop func()) {
+// startHTTP serves h on addr until stop is called and returns the address
+// it listens on (HTTP_ADDR may ask for port 0).
+func startHTTP(log *zap.Logger, addr string, h http.Handler) (bound string, stop func(), err error) {
 	if addr == "" {
-		return func() {}
+		return "", func() {}, nil
 	}
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("HTTP_ADDR %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", zap.String("addr", addr), zap.Error(err))
 		}
 	}()
-	return func() {
+	log.Info("http listening", zap.String("addr", ln.Addr().String()))
+	return ln.Addr().String(), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		wg.Wait()
-	}
+	}, nil
 }

@@ -95,10 +95,10 @@ func demo(ctx context.Context, once bool, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := a.srv.Start(a.mux); err != nil {
+	if err := a.start(); err != nil {
 		return err
 	}
-	defer a.srv.Shutdown()
+	defer a.shutdown()
 
 	client := asynq.NewClientFromRedisClient(rdb)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
@@ -122,13 +122,16 @@ func demo(ctx context.Context, once bool, stdout, stderr io.Writer) error {
 	}
 	dash, closeDash := dashboard(asynq.RedisClientOpt{Addr: mr.Addr()}, user, password, cfg.DashboardReadOnly)
 	defer closeDash()
-	stop := startHTTP(log, cfg.HTTPAddr, a.httpMux(func(m *http.ServeMux) {
+	addr, stop, err := startHTTP(log, cfg.HTTPAddr, a.httpMux(func(m *http.ServeMux) {
 		m.Handle("/dashboard/", dash)
 		m.Handle("/dashboard", dash)
 		m.HandleFunc("/preview", func(w http.ResponseWriter, r *http.Request) { writePreview(w, fake) })
 	}))
+	if err != nil {
+		return err
+	}
 	defer stop()
-	fmt.Fprintf(stdout, "\nDashboard: http://%s/dashboard  (login %s / %s)\nPreview:   http://%s/preview\nCtrl-C to stop.\n", cfg.HTTPAddr, user, password, cfg.HTTPAddr)
+	fmt.Fprintf(stdout, "\nDashboard: http://%s/dashboard  (login %s / %s)\nPreview:   http://%s/preview\nMetrics:   http://%s/metrics\nCtrl-C to stop.\n", addr, user, password, addr, addr)
 	<-ctx.Done()
 	return nil
 }

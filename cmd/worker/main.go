@@ -94,9 +94,10 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, rdb redis.U
 	if err != nil {
 		return err
 	}
-	if err := a.srv.Start(a.mux); err != nil {
-		return fmt.Errorf("start asynq server: %w", err)
+	if err := a.start(); err != nil {
+		return err
 	}
+	defer a.shutdown()
 	var mount func(*http.ServeMux)
 	if cfg.DashboardUser != "" {
 		conn, err := asynqConnOpt(cfg)
@@ -107,12 +108,15 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, rdb redis.U
 		defer closeDash()
 		mount = func(m *http.ServeMux) { m.Handle("/dashboard/", dash); m.Handle("/dashboard", dash) }
 	}
-	stopHTTP := startHTTP(log, cfg.HTTPAddr, a.httpMux(mount))
-	log.Info("worker running", zap.Int("concurrency", cfg.WorkerConcurrency), zap.Any("queues", cfg.WorkerQueues), zap.String("http_addr", cfg.HTTPAddr))
+	addr, stopHTTP, err := startHTTP(log, cfg.HTTPAddr, a.httpMux(mount))
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+	log.Info("worker running", zap.Int("concurrency", cfg.WorkerConcurrency), zap.Any("queues", cfg.WorkerQueues), zap.String("http_addr", addr))
 	<-ctx.Done()
 	log.Info("shutting down", zap.Duration("timeout", cfg.WorkerShutdownTimeout))
-	a.srv.Shutdown()
-	stopHTTP()
+	a.shutdown()
 	log.Info("worker stopped")
 	return nil
 }

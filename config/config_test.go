@@ -1,0 +1,54 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WorkerConcurrency != 20 || c.WorkerShutdownTimeout != 30*time.Second || c.WorkerPollInterval != 100*time.Millisecond ||
+		c.WorkerQueues["critical"] != 6 || c.ConfluenceMaxInflght != 10 || c.AttachmentMaxBytes != 100<<20 ||
+		c.AtlassianAPIURL != "https://api.atlassian.com" || c.AtlassianPointsPerHr != 65000 || !c.DashboardReadOnly {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestBadValuesNameTheVariable(t *testing.T) {
+	cases := map[string]string{
+		"WORKER_CONCURRENCY":      "many",
+		"WORKER_QUEUES":           "critical",
+		"WORKER_SHUTDOWN_TIMEOUT": "30",
+		"REDIS_URL":               "http://x",
+		"LOG_LEVEL":               "loud",
+		"CONFLUENCE_ALLOW_CIDRS":  "10.0.0.0/99",
+		"ATLASSIAN_API_URL":       "ftp://x",
+		"DASHBOARD_READONLY":      "maybe",
+	}
+	for name, bad := range cases {
+		_, err := Load(env(map[string]string{name: bad}))
+		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%s=%s: %v", name, bad, err)
+		}
+	}
+}
+
+func TestSecretsNotEchoed(t *testing.T) {
+	_, err := Load(env(map[string]string{"DASHBOARD_PASSWORD": "hunter2", "REDIS_URL": "redis://u:pw-secret@h:1/x/y?z", "LOG_LEVEL": "x"}))
+	if err == nil || strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "pw-secret") {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestCIDRs(t *testing.T) {
+	c, err := Load(env(map[string]string{"CONFLUENCE_ALLOW_CIDRS": "10.0.0.0/8, 127.0.0.1, ::1"}))
+	if err != nil || len(c.ConfluenceAllowCIDRs) != 3 {
+		t.Fatalf("%v %v", c, err)
+	}
+}

@@ -1,0 +1,642 @@
+// Command loadharness measures retropub end to end: real worker processes
+// against real Redis and the fake Confluence with configurable latency. It
+// prints one table (publishes/s, calls and points per publish by case, CPU
+// per publish, peak RSS, enqueue-to-done latency) and compares the rate with
+// a bare Go HTTP client making the same ideal calls, and with asynq's own
+// no-op task rate on the same Redis. `make bench` runs it.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"retropub/credstore"
+	"retropub/jobs"
+	"retropub/test/fakeconfluence"
+)
+
+type options struct {
+	n, integrations, concurrency, procs, atts int
+	latency                                   time.Duration
+	redisURL                                  string
+	db                                        int
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.n, "n", 2000, "publishes in the throughput run")
+	flag.IntVar(&o.integrations, "integrations", 10, "integrations the publishes are spread over")
+	flag.IntVar(&o.concurrency, "concurrency", 50, "WORKER_CONCURRENCY of each worker process")
+	flag.IntVar(&o.procs, "procs", 1, "worker processes")
+	flag.IntVar(&o.atts, "attachments", 2, "attachments per report")
+	flag.DurationVar(&o.latency, "latency", 50*time.Millisecond, "fake Confluence latency per request")
+	flag.StringVar(&o.redisURL, "redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis to use")
+	flag.IntVar(&o.db, "db", 7, "Redis database (flushed)")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "loadharness:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+type world struct {
+	o      options
+	rdb    *redis.Client
+	url    string
+	fake   *fakeconfluence.Server
+	keys   string
+	bin    string
+	client *asynq.Client
+	insp   *asynq.Inspector
+}
+
+func run(o options) error {
+	ctx := context.Background()
+	opt, err := redis.ParseURL(o.redisURL)
+	if err != nil {
+		return err
+	}
+	opt.DB = o.db
+	opt.PoolSize = 200
+	w := &world{o: o, rdb: redis.NewClient(opt)}
+	w.url = fmt.Sprintf("redis://%s/%d", opt.Addr, o.db)
+	if err := w.flush(ctx); err != nil {
+		return fmt.Errorf("redis %s: %w", opt.Addr, err)
+	}
+	if w.bin, err = buildWorker(); err != nil {
+		return err
+	}
+	defer os.RemoveAll(filepath.Dir(w.bin))
+
+	fmt.Printf("retropub load harness: %d publishes, %d integrations, %d attachments each, %d worker process(es) × concurrency %d, fake latency %s\n\n",
+		o.n, o.integrations, o.atts, o.procs, o.concurrency, o.latency)
+
+	// Calls per publish, by case, on a 0-latency fake.
+	cases, err := w.callCounts(ctx)
+	if err != nil {
+		return err
+	}
+	// Throughput with latency.
+	tp, err := w.throughput(ctx, o.latency, o.n)
+	if err != nil {
+		return err
+	}
+	bare := bareClient(o.latency, o.n, o.concurrency, o.atts)
+	// Throughput with a 0-latency fake, and asynq's own no-op rate.
+	tp0, err := w.throughput(ctx, 0, o.n)
+	if err != nil {
+		return err
+	}
+	noop, err := w.noopRate(ctx, o.n)
+	if err != nil {
+		return err
+	}
+
+	fmt.Println("| case | Confluence calls per publish | est. points |")
+	fmt.Println("|---|---|---|")
+	for _, c := range cases {
+		fmt.Printf("| %s | %.2f | %.2f |\n", c.name, c.calls, c.points)
+	}
+	fmt.Println()
+	fmt.Println("| figure | value |")
+	fmt.Println("|---|---|")
+	fmt.Printf("| publishes/s, fake latency %s | %.1f |\n", o.latency, tp.rate)
+	fmt.Printf("| bare Go client, same calls and concurrency | %.1f /s |\n", bare)
+	fmt.Printf("| ratio to bare client | %.1f%% |\n", 100*tp.rate/bare)
+	fmt.Printf("| ideal (concurrency / (calls × latency)) | %.1f /s |\n", float64(o.concurrency*o.procs)/(2*o.latency.Seconds()))
+	fmt.Printf("| worker CPU per publish | %.2f ms |\n", tp.cpuMS)
+	fmt.Printf("| worker peak RSS | %.1f MiB |\n", tp.rssMiB)
+	fmt.Printf("| enqueue→done p50 / p99 at half that rate | %s / %s |\n", tp.p50.Round(time.Millisecond), tp.p99.Round(time.Millisecond))
+	fmt.Printf("| publishes/s, 0-latency fake | %.1f |\n", tp0.rate)
+	fmt.Printf("| worker CPU per publish, 0-latency | %.2f ms |\n", tp0.cpuMS)
+	fmt.Printf("| asynq no-op tasks/s, same Redis, concurrency %d | %.1f |\n", o.concurrency, noop)
+	fmt.Printf("| ratio to asynq no-op | %.1f%% |\n", 100*tp0.rate/noop)
+	return nil
+}
+
+func buildWorker() (string, error) {
+	dir, err := os.MkdirTemp("", "retropub-load-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "worker")
+	cmd := exec.Command("go", "build", "-o", bin, "retropub/cmd/worker")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return bin, cmd.Run()
+}
+
+// setup gives the world a fresh fake, key and integrations.
+func (w *world) setup(ctx context.Context, latency time.Duration) error {
+	if err := w.flush(ctx); err != nil {
+		return err
+	}
+	if w.fake != nil {
+		w.fake.Close()
+	}
+	w.fake = fakeconfluence.New(fakeconfluence.Options{})
+	w.fake.Start()
+	w.fake.AddSpace("ENG", "Engineering")
+	w.fake.AddAccessToken("load-token")
+	kid, key := credstore.GenerateKey()
+	w.keys = kid + ":" + key
+	keys, _ := credstore.ParseKeys(w.keys)
+	store := credstore.New(w.rdb, keys)
+	for i := 0; i < w.o.integrations; i++ {
+		err := store.Put(ctx, &credstore.Record{ID: fmt.Sprintf("load-%d", i), Flavor: "cloud", CloudID: w.fake.CloudID(),
+			Auth: credstore.Auth{Kind: "oauth2", AccessToken: "load-token", ExpiresAt: time.Now().Add(24 * time.Hour)}})
+		if err != nil {
+			return err
+		}
+	}
+	// Warm the parents so the run measures report pages, as in steady state.
+	for i := 0; i < w.o.integrations; i++ {
+		if _, err := w.enqueue(ctx, payload(i, fmt.Sprintf("warm-%d", i), 1, w.o.atts, "")); err != nil {
+			return err
+		}
+	}
+	w.fake.SetLatency(latency)
+	return nil
+}
+
+// waitWarm waits for the parent-creating publishes of setup.
+func (w *world) waitWarm() error {
+	warm := map[string]time.Time{}
+	for i := 0; i < w.o.integrations; i++ {
+		warm[payload(i, fmt.Sprintf("warm-%d", i), 1, 0, "").TaskID()] = time.Now()
+	}
+	_, err := w.waitAll(warm, 2*time.Minute)
+	return err
+}
+
+type worker struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (w *world) startWorkers() []*worker {
+	var ws []*worker
+	for i := 0; i < w.o.procs; i++ {
+		cmd := exec.Command(w.bin)
+		cmd.Env = []string{
+			"REDIS_URL=" + w.url, "CREDSTORE_KEYS=" + w.keys, "ATLASSIAN_API_URL=" + w.fake.URL(),
+			"CONFLUENCE_ALLOW_CIDRS=127.0.0.1/32,::1/128", "HTTP_ADDR=127.0.0.1:0",
+			"WORKER_CONCURRENCY=" + strconv.Itoa(w.o.concurrency), "LOG_LEVEL=" + envOr("LOAD_LOG_LEVEL", "error"),
+			"CONFLUENCE_RATE=0", "CONFLUENCE_MAX_INFLIGHT=0", "INTEGRATION_MAX_ACTIVE=0", "ATLASSIAN_POINTS_PER_HOUR=0",
+			"WORKER_POLL_INTERVAL=20ms",
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			panic(err)
+		}
+		wk := &worker{cmd: cmd, done: make(chan struct{})}
+		go func() { _ = cmd.Wait(); close(wk.done) }()
+		ws = append(ws, wk)
+	}
+	return ws
+}
+
+func stopWorkers(ws []*worker) (cpuMS float64, rssMiB float64) {
+	for _, wk := range ws {
+		u, s := procCPU(wk.cmd.Process.Pid)
+		cpuMS += u + s
+		rssMiB = max(rssMiB, procHWM(wk.cmd.Process.Pid))
+		_ = wk.cmd.Process.Signal(os.Interrupt)
+	}
+	for _, wk := range ws {
+		select {
+		case <-wk.done:
+		case <-time.After(40 * time.Second):
+			_ = wk.cmd.Process.Kill()
+		}
+	}
+	return cpuMS, rssMiB
+}
+
+// procCPU reads user and system CPU milliseconds from /proc/<pid>/stat.
+func procCPU(pid int) (user, sys float64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return ut * 10, st * 10 // clock ticks of 10 ms
+}
+
+// procHWM is the peak resident set (VmHWM) in MiB.
+func procHWM(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func payload(integ int, id string, rev int64, atts int, summary string) *jobs.PublishPayload {
+	p := &jobs.PublishPayload{
+		Schema: 1, IntegrationID: fmt.Sprintf("load-%d", integ),
+		Report: jobs.Report{ID: id, Revision: rev, Kind: jobs.KindRetrospective, Title: "Load " + id, Team: "Load",
+			Summary:  summary,
+			Sections: []jobs.Section{{Name: "Went well", Items: []jobs.Item{{Text: "fast", Votes: 3}, {Text: "calm", Votes: 1}}}},
+			Actions:  []jobs.Action{{Text: "measure", Assignee: "Ops"}}},
+		Target: jobs.Target{SpaceKey: "ENG"},
+	}
+	for a := 0; a < atts; a++ {
+		p.Attachments = append(p.Attachments, jobs.Attachment{Filename: fmt.Sprintf("chart-%d.png", a), ContentType: "image/png",
+			DataBase64: base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{byte(a)}, 2048))})
+	}
+	return p
+}
+
+func (w *world) enqueue(ctx context.Context, p *jobs.PublishPayload) (string, error) {
+	res, err := jobs.EnqueuePublish(ctx, w.client, w.insp, p, jobs.EnqueueOptions{})
+	if err != nil {
+		return "", err
+	}
+	return res.TaskID, nil
+}
+
+// waitAll waits until every id is completed. It polls queue counts, which
+// is cheap, then checks each id once at the end.
+func (w *world) waitAll(ids map[string]time.Time, limit time.Duration) (map[string]time.Time, error) {
+	deadline := time.Now().Add(limit)
+	base := w.completedCount() - w.completedOf(ids)
+	for w.completedCount()-base < len(ids) {
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%d of %d publishes done after %s", w.completedCount()-base, len(ids), limit)
+		}
+		if archived, _ := w.insp.ListArchivedTasks("default", asynq.PageSize(1)); len(archived) > 0 {
+			return nil, fmt.Errorf("a publish was archived: %s", archived[0].LastErr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The base may have been low (tasks finishing while it was counted):
+	// make sure of each id.
+	done := map[string]time.Time{}
+	for id := range ids {
+		for {
+			info, err := w.insp.GetTaskInfo("default", id)
+			if err == nil && info.State == asynq.TaskStateCompleted {
+				done[id] = info.CompletedAt
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("task %s not completed: %v", id, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return done, nil
+}
+
+func (w *world) completedCount() int {
+	q, err := w.insp.GetQueueInfo("default")
+	if err != nil {
+		return 0
+	}
+	return q.Completed
+}
+
+// completedOf counts the ids already completed (before polling starts).
+func (w *world) completedOf(ids map[string]time.Time) int {
+	n := 0
+	for id := range ids {
+		if info, err := w.insp.GetTaskInfo("default", id); err == nil && info.State == asynq.TaskStateCompleted {
+			n++
+		}
+	}
+	return n
+}
+
+// finishTimes reads, from the fake's log, when each report's last request
+// (its attachment upload) was answered: the publish is done just after.
+func (w *world) finishTimes() map[string]time.Time {
+	titleByPage := map[string]string{}
+	for _, p := range w.fake.Pages("ENG") {
+		titleByPage[p.ID] = strings.TrimPrefix(p.Title, "Load ")
+	}
+	out := map[string]time.Time{}
+	for _, r := range w.fake.Requests() {
+		parts := strings.Split(r.Path, "/")
+		for i, part := range parts {
+			if part == "content" && i+1 < len(parts) {
+				if id, ok := titleByPage[parts[i+1]]; ok && r.Time.After(out[id]) {
+					out[id] = r.Time
+				}
+			}
+		}
+	}
+	return out
+}
+
+type throughputResult struct {
+	rate, cpuMS, rssMiB float64
+	p50, p99            time.Duration
+}
+
+func (w *world) throughput(ctx context.Context, latency time.Duration, n int) (throughputResult, error) {
+	var r throughputResult
+	if err := w.setup(ctx, latency); err != nil {
+		return r, err
+	}
+	ws := w.startWorkers()
+	if err := w.waitWarm(); err != nil {
+		stopWorkers(ws)
+		return r, err
+	}
+	// The backlog is enqueued with the queue paused, so the rate measures
+	// the workers, not the enqueuer competing with them for the CPU.
+	if err := w.insp.PauseQueue("default"); err != nil {
+		stopWorkers(ws)
+		return r, err
+	}
+	ids := make(map[string]time.Time, n)
+	for i := 0; i < n; i++ {
+		id, err := w.enqueue(ctx, payload(i%w.o.integrations, fmt.Sprintf("r%d", i), 1, w.o.atts, ""))
+		if err != nil {
+			stopWorkers(ws)
+			return r, err
+		}
+		ids[id] = time.Now()
+	}
+	cpu0 := workersCPU(ws)
+	start := time.Now()
+	if err := w.insp.UnpauseQueue("default"); err != nil {
+		stopWorkers(ws)
+		return r, err
+	}
+	_, err := w.waitAll(ids, 20*time.Minute)
+	if err != nil {
+		stopWorkers(ws)
+		return r, err
+	}
+	last := start
+	for _, t := range w.finishTimes() {
+		if t.After(last) {
+			last = t
+		}
+	}
+	r.rate = float64(n) / last.Sub(start).Seconds()
+	r.cpuMS = (workersCPU(ws) - cpu0) / float64(n)
+	r.p50, r.p99, err = w.latency(ctx, r.rate/2, n/4)
+	_, r.rssMiB = stopWorkers(ws)
+	return r, err
+}
+
+func workersCPU(ws []*worker) float64 {
+	total := 0.0
+	for _, wk := range ws {
+		u, s := procCPU(wk.cmd.Process.Pid)
+		total += u + s
+	}
+	return total
+}
+
+// latency enqueues n publishes at a steady rate (open loop) and reads the
+// time from each enqueue to its last Confluence request.
+func (w *world) latency(ctx context.Context, rate float64, n int) (p50, p99 time.Duration, err error) {
+	w.fake.ResetRequests()
+	ids := map[string]time.Time{}
+	enqueuedAt := map[string]time.Time{}
+	tick := time.Duration(float64(time.Second) / max(rate, 1))
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * tick)))
+		rid := fmt.Sprintf("lat%d", i)
+		id, err := w.enqueue(ctx, payload(i%w.o.integrations, rid, 1, w.o.atts, ""))
+		if err != nil {
+			return 0, 0, err
+		}
+		ids[id], enqueuedAt[rid] = time.Now(), time.Now()
+	}
+	if _, err := w.waitAll(ids, 10*time.Minute); err != nil {
+		return 0, 0, err
+	}
+	var lat []time.Duration
+	for rid, t := range w.finishTimes() {
+		if at, ok := enqueuedAt[rid]; ok {
+			lat = append(lat, t.Sub(at))
+		}
+	}
+	if len(lat) == 0 {
+		return 0, 0, fmt.Errorf("no latency samples")
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return lat[len(lat)/2], lat[len(lat)*99/100], nil
+}
+
+type callCase struct {
+	name          string
+	calls, points float64
+}
+
+// callCounts publishes a few reports through each case and reads the
+// fake's request log. Points: a write 1, a GET 1 + objects returned (≈1).
+func (w *world) callCounts(ctx context.Context) ([]callCase, error) {
+	if err := w.setup(ctx, 0); err != nil {
+		return nil, err
+	}
+	ws := w.startWorkers()
+	defer stopWorkers(ws)
+	if err := w.waitWarm(); err != nil {
+		return nil, err
+	}
+	const k = 10
+	step := func(name string, rev int64, mutate func(p *jobs.PublishPayload)) (callCase, error) {
+		w.fake.ResetRequests()
+		ids := map[string]time.Time{}
+		for i := 0; i < k; i++ {
+			p := payload(0, fmt.Sprintf("count-%d", i), rev, w.o.atts, "")
+			mutate(p)
+			id, err := w.enqueue(ctx, p)
+			if err != nil {
+				return callCase{}, err
+			}
+			ids[id] = time.Now()
+		}
+		if _, err := w.waitAll(ids, time.Minute); err != nil {
+			return callCase{}, err
+		}
+		c := callCase{name: name}
+		for _, r := range w.fake.Requests() {
+			c.calls++
+			c.points++
+			if r.Method == "GET" {
+				c.points++
+			}
+		}
+		c.calls /= k
+		c.points /= k
+		return c, nil
+	}
+	var out []callCase
+	for _, s := range []struct {
+		name   string
+		rev    int64
+		mutate func(*jobs.PublishPayload)
+	}{
+		{fmt.Sprintf("first publish, known parent, %d attachments", w.o.atts), 1, func(*jobs.PublishPayload) {}},
+		{"unchanged republish", 2, func(*jobs.PublishPayload) {}},
+		{"changed body", 3, func(p *jobs.PublishPayload) { p.Report.Summary = "changed" }},
+		{"changed attachment", 4, func(p *jobs.PublishPayload) {
+			p.Report.Summary = "changed"
+			p.Attachments[0].DataBase64 = base64.StdEncoding.EncodeToString([]byte("new bytes"))
+		}},
+	} {
+		c, err := step(s.name, s.rev, s.mutate)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// flush empties the database and makes a new asynq client: a client
+// remembers which queues it registered and would not register them again.
+func (w *world) flush(ctx context.Context) error {
+	if err := w.rdb.FlushDB(ctx).Err(); err != nil {
+		return err
+	}
+	w.client = asynq.NewClientFromRedisClient(w.rdb)
+	w.insp = asynq.NewInspectorFromRedisClient(w.rdb)
+	return nil
+}
+
+// noopRate is asynq's own ceiling on this Redis: a handler that does nothing.
+func (w *world) noopRate(ctx context.Context, n int) (float64, error) {
+	if err := w.flush(ctx); err != nil {
+		return 0, err
+	}
+	var count atomic.Int64
+	all := make(chan struct{})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc("noop", func(context.Context, *asynq.Task) error {
+		if count.Add(1) == int64(n) {
+			close(all)
+		}
+		return nil
+	})
+	srv := asynq.NewServerFromRedisClient(w.rdb, asynq.Config{Concurrency: w.o.concurrency, TaskCheckInterval: 20 * time.Millisecond,
+		Logger: quiet{}, LogLevel: asynq.ErrorLevel})
+	for i := 0; i < n; i++ {
+		if _, err := w.client.Enqueue(asynq.NewTask("noop", nil), asynq.Retention(time.Hour)); err != nil {
+			return 0, err
+		}
+	}
+	start := time.Now()
+	if err := srv.Start(mux); err != nil {
+		return 0, err
+	}
+	<-all
+	rate := float64(n) / time.Since(start).Seconds()
+	srv.Shutdown()
+	return rate, nil
+}
+
+type quiet struct{}
+
+func (quiet) Debug(...any) {}
+func (quiet) Info(...any)  {}
+func (quiet) Warn(...any)  {}
+func (quiet) Error(...any) {}
+func (quiet) Fatal(...any) {}
+
+// bareClient makes the ideal calls of a first publish under a known parent
+// (POST page, one multipart POST with every attachment) at the same
+// concurrency against a fresh fake with the same latency.
+func bareClient(latency time.Duration, n, concurrency, atts int) float64 {
+	fake := fakeconfluence.New(fakeconfluence.Options{})
+	fake.Start()
+	defer fake.Close()
+	spaceID, home := fake.AddSpace("ENG", "Engineering")
+	fake.AddAccessToken("bare")
+	fake.SetLatency(latency)
+	base := fake.URL() + "/ex/confluence/" + fake.CloudID() + "/wiki"
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = concurrency
+	hc := &http.Client{Transport: tr}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for g := 0; g < concurrency; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				body, _ := json.Marshal(map[string]any{"spaceId": spaceID, "status": "current", "title": fmt.Sprintf("bare %d", i), "parentId": home,
+					"body": map[string]string{"representation": "storage", "value": "<p>bare</p>"}})
+				var page struct{ ID string }
+				if err := call(hc, "POST", base+"/api/v2/pages", "application/json", bytes.NewReader(body), &page); err != nil {
+					continue
+				}
+				var mp bytes.Buffer
+				mw := multipart.NewWriter(&mp)
+				for a := 0; a < atts; a++ {
+					fw, _ := mw.CreateFormFile("file", fmt.Sprintf("chart-%d.png", a))
+					fw.Write(bytes.Repeat([]byte{byte(a)}, 2048))
+				}
+				for a := 0; a < atts; a++ {
+					mw.WriteField("comment", "sha256:x")
+				}
+				mw.Close()
+				_ = call(hc, "POST", base+"/rest/api/content/"+page.ID+"/child/attachment", mw.FormDataContentType(), &mp, nil)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds()
+}
+
+func call(hc *http.Client, method, url, ct string, body io.Reader, out any) error {
+	req, _ := http.NewRequest(method, url, body)
+	req.Header.Set("Authorization", "Bearer bare")
+	req.Header.Set("Content-Type", ct)
+	req.Header.Set("X-Atlassian-Token", "no-check")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s %s: %d", method, url, resp.StatusCode)
+	}
+	if out != nil {
+		return json.NewDecoder(resp.Body).Decode(out)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
