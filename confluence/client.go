@@ -167,7 +167,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		return &NotAllowedError{Method: r.method, Path: r.path}
 	}
 	resp, err := c.send(ctx, r, route)
-	if rf, ok := c.auth.(Refresher); ok && errors.Is(err, ErrUnauthorized) {
+	if rf, ok := c.auth.(Refresher); ok && errors.Is(err, ErrUnauthorized) && !scopeMismatch(err) {
 		if rerr := rf.Refresh(ctx); rerr != nil {
 			return rerr
 		}
@@ -185,6 +185,12 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		return &TransportError{Method: r.method, Path: r.path, Err: fmt.Errorf("decode answer: %w", err)}
 	}
 	return nil
+}
+
+// scopeMismatch: a refresh cannot add scopes, so it is not tried.
+func scopeMismatch(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.ScopeMismatch()
 }
 
 // send makes one attempt; a non-2xx answer comes back as an error with the

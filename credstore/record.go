@@ -43,6 +43,9 @@ type Auth struct {
 	RefreshToken Secret    `json:"refresh_token,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
 	Scopes       []string  `json:"scopes,omitempty"`
+	// RefreshedAt is when AccessToken came from the token endpoint; kept by
+	// the store, never read from a record file.
+	RefreshedAt time.Time `json:"-"`
 
 	// pat
 	Token Secret `json:"token,omitempty"`

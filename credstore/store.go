@@ -62,6 +62,8 @@ type publicAuth struct {
 	ConsumerKey string    `json:"consumer_key,omitempty"`
 	// HasRefreshToken lets List build a View without opening the seal.
 	HasRefreshToken bool `json:"has_refresh_token,omitempty"`
+	// RefreshedAt is when the access token was obtained by a refresh.
+	RefreshedAt time.Time `json:"refreshed_at,omitzero"`
 }
 
 // secretFields is the sealed plaintext. Plain strings, because Secret
@@ -91,7 +93,7 @@ func (s *Store) seal(r *Record) (*document, error) {
 		ID: r.ID, Flavor: r.Flavor, CloudID: r.CloudID, SiteURL: r.SiteURL, BaseURL: r.BaseURL,
 		CAPEM: r.CAPEM, EditPolicy: r.EditPolicy, Status: r.Status, UpdatedAt: r.UpdatedAt,
 		Auth: publicAuth{Kind: a.Kind, ExpiresAt: a.ExpiresAt, Scopes: a.Scopes, Username: a.Username,
-			ConsumerKey: a.ConsumerKey, HasRefreshToken: a.RefreshToken != ""},
+			ConsumerKey: a.ConsumerKey, HasRefreshToken: a.RefreshToken != "", RefreshedAt: a.RefreshedAt},
 	}
 	pt, err := json.Marshal(secretFields{
 		AccessToken: a.AccessToken.Reveal(), RefreshToken: a.RefreshToken.Reveal(), Token: a.Token.Reveal(),
@@ -132,7 +134,7 @@ func (d *document) record() *Record {
 		ID: d.ID, Flavor: d.Flavor, CloudID: d.CloudID, SiteURL: d.SiteURL, BaseURL: d.BaseURL,
 		CAPEM: d.CAPEM, EditPolicy: d.EditPolicy, Status: d.Status, UpdatedAt: d.UpdatedAt,
 		Auth: Auth{Kind: d.Auth.Kind, ExpiresAt: d.Auth.ExpiresAt, Scopes: d.Auth.Scopes,
-			Username: d.Auth.Username, ConsumerKey: d.Auth.ConsumerKey},
+			Username: d.Auth.Username, ConsumerKey: d.Auth.ConsumerKey, RefreshedAt: d.Auth.RefreshedAt},
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"retropub/confluence"
+	"retropub/credstore"
 )
 
 // PermanentError is a failure no retry can fix: the task is archived with
@@ -27,8 +28,12 @@ type ReauthError struct {
 	Reason      string
 }
 
+// reauthMarker is in every ReauthError message; RerunReauthArchived finds
+// the archived tasks to run again by it.
+const reauthMarker = "needs to be re-authorised"
+
 func (e *ReauthError) Error() string {
-	return fmt.Sprintf("integration %s needs to be re-authorised (%s): put new credentials with `worker integrations put`", e.Integration, e.Reason)
+	return fmt.Sprintf("integration %s "+reauthMarker+" (%s): put new credentials with `worker integrations put`", e.Integration, e.Reason)
 }
 func (e *ReauthError) Unwrap() error { return asynq.SkipRetry }
 
@@ -93,10 +98,13 @@ func classify(integration string, err error) error {
 		re *ReauthError
 		de *DeferredError
 		ce *confluence.Error
+		rr *credstore.ReauthRequiredError
 	)
 	switch {
 	case errors.As(err, &pe), errors.As(err, &re), errors.As(err, &de):
 		return err
+	case errors.As(err, &rr):
+		return &ReauthError{Integration: integration, Reason: rr.Reason}
 	case errors.Is(err, confluence.ErrRateLimited):
 		return err
 	case errors.Is(err, confluence.ErrNotAllowed):

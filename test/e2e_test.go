@@ -52,7 +52,10 @@ type proc struct {
 
 // processEnv is the environment of the binaries for this test's world.
 func (e *env) processEnv(extra ...string) []string {
+	clientID, clientSecret := e.fake.ClientCredentials()
 	return append([]string{
+		"ATLASSIAN_CLIENT_ID=" + clientID,
+		"ATLASSIAN_CLIENT_SECRET=" + clientSecret,
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + os.Getenv("HOME"),
 		"REDIS_URL=" + e.redisURL,
@@ -64,7 +67,7 @@ func (e *env) processEnv(extra ...string) []string {
 		"WORKER_CONCURRENCY=4",
 		"WORKER_SHUTDOWN_TIMEOUT=5s",
 		"LOG_LEVEL=debug",
-	}, extra...)
+	}, append(e.procEnv, extra...)...)
 }
 
 func (e *env) start(name string, stdin string, args ...string) *proc {

@@ -56,6 +56,8 @@ type env struct {
 	dc          *fakeconfluence.DataCenter
 	// maxAttachment is the in-process worker's ATTACHMENT_MAX_BYTES (0: default).
 	maxAttachment int64
+	procEnv       []string             // more environment for the binaries; later entries win
+	mr            *miniredis.Miniredis // nil on a real Redis
 }
 
 type syncBuffer struct {
@@ -92,9 +94,9 @@ func newEnv(t *testing.T) *env {
 		u.Path = fmt.Sprintf("/%d", testDB)
 		e.redisURL = u.String()
 	} else {
-		mr := miniredis.RunT(t)
-		e.rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
-		e.redisURL = "redis://" + mr.Addr() + "/0"
+		e.mr = miniredis.RunT(t)
+		e.rdb = redis.NewClient(&redis.Options{Addr: e.mr.Addr()})
+		e.redisURL = "redis://" + e.mr.Addr() + "/0"
 	}
 	t.Cleanup(func() { e.rdb.Close() })
 
@@ -134,15 +136,24 @@ func (e *env) putIntegration(id, editPolicy string) {
 	}
 }
 
+// oauthConfig is the OAuth app the fake accepts, as the worker gets it
+// from ATLASSIAN_CLIENT_ID/SECRET and ATLASSIAN_AUTH_URL/API_URL.
+func (e *env) oauthConfig(hc *http.Client) credstore.OAuthConfig {
+	id, secret := e.fake.ClientCredentials()
+	return credstore.OAuthConfig{ClientID: id, ClientSecret: secret, AuthURL: e.fake.URL(), APIURL: e.fake.URL(), HTTPClient: hc}
+}
+
 // startWorker runs an in-process asynq server wired exactly as cmd/worker
 // wires it (jobs.Register, jobs.RetryDelay, jobs.IsFailure).
 func (e *env) startWorker(concurrency int) *asynq.Server {
 	e.t.Helper()
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(e.logs), zap.DebugLevel))
 	mux := asynq.NewServeMux()
+	hc := confluence.NewHTTPClient(10*time.Second, concurrency, e.httpOpts...)
+	tokens := credstore.NewTokens(e.store, e.oauthConfig(hc))
 	jobs.Register(mux, &jobs.Publisher{
 		Redis: e.rdb, Integrations: e.store, Log: log,
-		Connect: jobs.NewConnector(e.fake.URL(), confluence.NewHTTPClient(10*time.Second, concurrency, e.httpOpts...)),
+		Connect: jobs.NewConnector(e.fake.URL(), hc, tokens),
 		// Attachment sources in tests are httptest servers on loopback.
 		AttachmentURLHosts: []string{"127.0.0.1"}, AttachmentMaxBytes: e.maxAttachment,
 		Downloads: jobs.NewDownloadClient(30 * time.Second),

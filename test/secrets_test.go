@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -26,12 +27,37 @@ func TestNoSecretInRedisLogsOrResults(t *testing.T) {
 	p3 := retro("s3", 1, 0)
 	p3.IntegrationID = "revoked"
 	e.wait("default", e.enqueue(p3).TaskID)
+	if !strings.Contains(e.logs.String(), "s1") {
+		t.Fatal("logs were not captured; the scan proves nothing")
+	}
+	e.assertNoSecrets(map[string]string{"revoked token": bad})
+}
 
-	raw, _ := base64.StdEncoding.DecodeString(e.keyB64)
-	secrets := map[string]string{"access token": e.token, "revoked token": bad, "key (base64)": e.keyB64, "key (raw)": string(raw)}
+// assertNoSecrets scans every Redis key and value, the in-process worker's
+// logs, the given process logs, and every task result and error, for the
+// access token of the env, every token and code the fake handed out, the
+// OAuth client secret and the credstore keys.
+func (e *env) assertNoSecrets(extra map[string]string, logs ...string) {
+	t := e.t
+	t.Helper()
+	secrets := map[string]string{"access token": e.token}
+	for k, v := range extra {
+		secrets[k] = v
+	}
+	for i, entry := range strings.Split(e.keys, ",") {
+		kid, b64, _ := strings.Cut(entry, ":")
+		raw, _ := base64.StdEncoding.DecodeString(b64)
+		secrets[fmt.Sprintf("key %d %s (base64)", i, kid)] = b64
+		secrets[fmt.Sprintf("key %d %s (raw)", i, kid)] = string(raw)
+	}
+	for i, s := range e.fake.IssuedSecrets() {
+		secrets[fmt.Sprintf("issued token or code %d (%.3s…)", i, s)] = s
+	}
+	_, clientSecret := e.fake.ClientCredentials()
+	secrets["client secret"] = clientSecret
 	check := func(where, value string) {
 		for name, s := range secrets {
-			if strings.Contains(value, s) {
+			if s != "" && strings.Contains(value, s) {
 				t.Errorf("%s found in %s", name, where)
 			}
 		}
@@ -59,22 +85,14 @@ func TestNoSecretInRedisLogsOrResults(t *testing.T) {
 		}
 	}
 	check("worker logs", e.logs.String())
-	if !strings.Contains(e.logs.String(), "s1") {
-		t.Fatal("logs were not captured; the scan proves nothing")
+	for i, l := range logs {
+		check(fmt.Sprintf("process log %d", i), l)
 	}
-	for _, st := range []string{"completed", "archived"} {
-		var infos []string
-		if st == "completed" {
-			l, _ := e.insp.ListCompletedTasks("default")
-			for _, i := range l {
-				infos = append(infos, string(i.Result), i.LastErr)
-			}
-		} else {
-			l, _ := e.insp.ListArchivedTasks("default")
-			for _, i := range l {
-				infos = append(infos, string(i.Result), i.LastErr)
-			}
-		}
-		check(st+" task results and errors", strings.Join(infos, "\n"))
+	var infos []string
+	completed, _ := e.insp.ListCompletedTasks("default")
+	archived, _ := e.insp.ListArchivedTasks("default")
+	for _, i := range append(completed, archived...) {
+		infos = append(infos, string(i.Result), i.LastErr)
 	}
+	check("task results and errors", strings.Join(infos, "\n"))
 }

@@ -52,9 +52,10 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 	a.insp = asynq.NewInspectorFromRedisClient(rdb)
 	a.met = metrics.New(a.insp)
 	a.mux = asynq.NewServeMux()
+	tokens := credstore.NewTokens(a.store, oauthConfig(cfg, a.http))
 	jobs.Register(a.mux, &jobs.Publisher{
 		Redis: rdb, Integrations: a.store, Log: log,
-		Connect:            jobs.NewConnector(cfg.AtlassianAPIURL, a.http, confluence.WithObserver(a.met.Observe)),
+		Connect:            jobs.NewConnector(cfg.AtlassianAPIURL, a.http, tokens, confluence.WithObserver(a.met.Observe)),
 		AttachmentURLHosts: cfg.AttachmentURLHosts, AttachmentMaxBytes: cfg.AttachmentMaxBytes,
 		Downloads: jobs.NewDownloadClient(jobs.DownloadTimeout),
 	})
@@ -97,6 +98,16 @@ func newHTTPClient(cfg *config.Config) *http.Client {
 		}
 	}
 	return confluence.NewHTTPClient(cfg.ConfluenceTimeout, cfg.WorkerConcurrency, opts...)
+}
+
+// oauthConfig is the OAuth app of the configuration; hc nil uses a client
+// with the egress policy of the configuration.
+func oauthConfig(cfg *config.Config, hc *http.Client) credstore.OAuthConfig {
+	if hc == nil {
+		hc = newHTTPClient(cfg)
+	}
+	return credstore.OAuthConfig{ClientID: cfg.AtlassianClientID, ClientSecret: cfg.AtlassianClientSecret,
+		AuthURL: cfg.AtlassianAuthURL, APIURL: cfg.AtlassianAPIURL, HTTPClient: hc}
 }
 
 // start starts the asynq server.

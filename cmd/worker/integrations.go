@@ -10,16 +10,28 @@ import (
 	"os"
 	"strings"
 
+	"github.com/hibiken/asynq"
+
 	"retropub/credstore"
+	"retropub/jobs"
 )
 
-const integrationsUsage = "usage: worker integrations put --file F|- | list | show ID | delete ID"
+const integrationsUsage = `usage: worker integrations put --file F|- | list | show ID | delete ID
+       worker integrations oauth-url --redirect-uri U [--scopes "S …"]
+       worker integrations oauth-exchange --code C --redirect-uri U --id ID [--site-url URL | --cloud-id ID]`
 
-// runIntegrations implements `worker integrations put --file F|- | list |
-// show ID | delete ID` and returns the exit status: 0 ok, 1 failure (not
-// found, Redis), 2 usage or invalid input. Nothing it prints holds a secret:
-// output is built from credstore.View, and credstore errors never carry one.
-func runIntegrations(ctx context.Context, store *credstore.Store, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// integrationsDeps is what the integrations commands use.
+type integrationsDeps struct {
+	store *credstore.Store
+	insp  *asynq.Inspector // nil: new credentials do not rerun archived publishes
+	oauth credstore.OAuthConfig
+}
+
+// runIntegrations implements `worker integrations …` and returns the exit
+// status: 0 ok, 1 failure (not found, Redis, token endpoint), 2 usage or
+// invalid input. Nothing it prints holds a secret: output is built from
+// credstore.View, and credstore errors never carry one.
+func runIntegrations(ctx context.Context, d integrationsDeps, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, integrationsUsage)
 		return 2
@@ -32,8 +44,12 @@ func runIntegrations(ctx context.Context, store *credstore.Store, args []string,
 		fs.PrintDefaults()
 	}
 	file := ""
-	if cmd == "put" {
+	var ox oauthFlags
+	switch cmd {
+	case "put":
 		fs.StringVar(&file, "file", "", "JSON integration record to store (secrets included); - reads stdin")
+	case "oauth-url", "oauth-exchange":
+		ox.register(fs, cmd)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -42,6 +58,7 @@ func runIntegrations(ctx context.Context, store *credstore.Store, args []string,
 		return 2
 	}
 	enc := json.NewEncoder(stdout)
+	store := d.store
 
 	switch {
 	case cmd == "put" && file != "" && fs.NArg() == 0:
@@ -53,12 +70,13 @@ func runIntegrations(ctx context.Context, store *credstore.Store, args []string,
 			}
 			return 2
 		}
-		if err := store.Put(ctx, rec); err != nil {
-			fmt.Fprintf(stderr, "integrations put: %v\n", err)
-			return 1
-		}
-		enc.Encode(map[string]any{"ok": true, "integration": rec.View()})
-		return 0
+		return putAndRerun(ctx, d, rec, "put", stdout, stderr)
+
+	case cmd == "oauth-url" && fs.NArg() == 0:
+		return oauthURL(d, ox, stdout, stderr)
+
+	case cmd == "oauth-exchange" && fs.NArg() == 0:
+		return oauthExchange(ctx, d, ox, stdout, stderr)
 
 	case cmd == "list" && fs.NArg() == 0:
 		views, err := store.List(ctx)
@@ -93,6 +111,26 @@ func runIntegrations(ctx context.Context, store *credstore.Store, args []string,
 	}
 	fmt.Fprintln(stderr, integrationsUsage)
 	return 2
+}
+
+// putAndRerun stores new credentials (which clears needs_reauth) and runs
+// again the integration's publishes archived for want of them.
+func putAndRerun(ctx context.Context, d integrationsDeps, rec *credstore.Record, cmd string, stdout, stderr io.Writer) int {
+	if err := d.store.Put(ctx, rec); err != nil {
+		fmt.Fprintf(stderr, "integrations %s: %v\n", cmd, err)
+		return 1
+	}
+	out := map[string]any{"ok": true, "integration": rec.View()}
+	if d.insp != nil {
+		n, err := jobs.RerunReauthArchived(ctx, d.insp, rec.ID)
+		if err != nil {
+			fmt.Fprintf(stderr, "integrations %s: stored, but rerunning archived publishes failed: %v\n", cmd, err)
+			return 1
+		}
+		out["rerun_archived"] = n
+	}
+	json.NewEncoder(stdout).Encode(out)
+	return 0
 }
 
 // readRecord decodes and validates the record in file, or in stdin for "-".

@@ -43,7 +43,7 @@ type cliResult struct {
 func runCLI(t *testing.T, store *credstore.Store, stdin string, args ...string) cliResult {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := runIntegrations(context.Background(), store, args, strings.NewReader(stdin), &out, &errOut)
+	code := runIntegrations(context.Background(), integrationsDeps{store: store}, args, strings.NewReader(stdin), &out, &errOut)
 	if strings.Contains(out.String()+errOut.String(), "SECRET") {
 		t.Errorf("integrations %q printed a secret:\n%s%s", args, out.String(), errOut.String())
 	}

@@ -25,6 +25,7 @@ const usage = `usage:
   worker                       run the workers (configuration from the environment)
   worker demo [--once]         the whole pipeline on embedded defaults
   worker integrations put --file F|- | list | show ID | delete ID
+  worker integrations oauth-url --redirect-uri U | oauth-exchange --code C --redirect-uri U --id ID
   worker keys rotate           re-seal every integration with the first key of CREDSTORE_KEYS`
 
 func main() {
@@ -77,7 +78,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if cmd == "keys" {
 			return runKeys(ctx, store, args, stdout, stderr)
 		}
-		return runIntegrations(ctx, store, args, stdin, stdout, stderr)
+		return runIntegrations(ctx, integrationsDeps{store: store, insp: asynq.NewInspectorFromRedisClient(rdb), oauth: oauthConfig(cfg, nil)}, args, stdin, stdout, stderr)
 	}
 	if err := serve(ctx, cfg, log, rdb); err != nil {
 		log.Error("worker stopped", zap.Error(err))

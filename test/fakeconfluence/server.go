@@ -27,6 +27,12 @@ type Options struct {
 	CloudID string   // default "11111111-2222-3333-4444-555555555555"
 	SiteURL string   // default "https://example.atlassian.net"
 	Scopes  []string // returned by accessible-resources; default DefaultScopes
+
+	// The OAuth app the token endpoint accepts; default DefaultClientID
+	// and DefaultClientSecret.
+	ClientID, ClientSecret string
+	TokenLifetime          time.Duration // of issued access tokens (whole seconds); default 1 h
+	RefreshGrace           time.Duration // reuse window of a rotated refresh token; default 10 min
 }
 
 // DefaultScopes is the granular scope set the publisher asks for
@@ -80,7 +86,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	ts        *httptest.Server
-	tokens    map[string]bool
+	oauth     oauthState
 	nextID    int // one counter for spaces, pages and attachments, like Confluence's content ids
 	spaces    []*space
 	pages     map[string]*page
@@ -90,6 +96,7 @@ type Server struct {
 	holds     []*Hold
 	latency   time.Duration
 	onRequest func(Request)
+	afterResp func(Request)
 	clock     func() time.Time
 	dc        *DataCenter // set when this is the Server/Data Center flavour
 }
@@ -133,7 +140,7 @@ func New(opts Options) *Server {
 		cloudID: opts.CloudID,
 		siteURL: strings.TrimRight(opts.SiteURL, "/"),
 		scopes:  append([]string(nil), opts.Scopes...),
-		tokens:  map[string]bool{},
+		oauth:   newOAuthState(opts),
 		pages:   map[string]*page{},
 		nextID:  65536,
 		clock:   func() time.Time { return time.Now().UTC() },
@@ -195,13 +202,6 @@ func (s *Server) Close() {
 // CloudID returns the site's cloudId.
 func (s *Server) CloudID() string { return s.cloudID }
 
-// AddAccessToken makes token a valid bearer token for the gateway.
-func (s *Server) AddAccessToken(token string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokens[token] = true
-}
-
 // AddSpace creates a global space with its home page, titled "<name> Home".
 func (s *Server) AddSpace(key, name string) (spaceID, homepageID string) {
 	s.mu.Lock()
@@ -224,6 +224,15 @@ func (s *Server) OnRequest(f func(Request)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.onRequest = f
+}
+
+// AfterResponse installs a hook called once a request's answer has been
+// written and flushed to the client: a test can kill the client right
+// after it received an answer (a token pair, say).
+func (s *Server) AfterResponse(f func(Request)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.afterResp = f
 }
 
 // Requests returns every request so far, in arrival order of completion.
@@ -358,15 +367,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := s.resolve(r.Method, r.URL.Path)
 	rec := httptest.NewRecorder()
 	s.serve(rec, r, rt)
-	s.record(Request{
+	req := Request{
 		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Status: rec.Code,
 		Time: s.clock(), Allowed: rt.allowed, Write: rt.write, Route: rt.name,
-	})
+	}
+	s.record(req)
 	for k, vs := range rec.Header() {
 		w.Header()[k] = vs
 	}
 	w.WriteHeader(rec.Code)
 	_, _ = w.Write(rec.Body.Bytes())
+	s.mu.Lock()
+	after := s.afterResp
+	s.mu.Unlock()
+	if after != nil {
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		after(req)
+	}
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt resolved) {
@@ -582,7 +601,7 @@ func (s *Server) authorized(r *http.Request) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.tokens[strings.TrimSpace(tok)]
+	return s.validAccessToken(strings.TrimSpace(tok))
 }
 
 func notFound(w http.ResponseWriter, path string) {

@@ -59,11 +59,11 @@ func TestUnknownCloudID(t *testing.T) {
 func TestOAuthToken(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"r1"}, "client_id": {"c"}}
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"r1"}, "client_id": {DefaultClientID}, "client_secret": {DefaultClientSecret}}
 	r := b.do(t, "POST", b.url+"/oauth/token", []byte(form.Encode()), "Content-Type", "application/x-www-form-urlencoded", "Authorization", "")
 	wantStatus(t, r, 403)
 	wantBody(t, r, `{"error":"invalid_grant","error_description":"Unknown or invalid refresh token."}`)
-	r = b.do(t, "POST", b.url+"/oauth/token", map[string]any{"grant_type": "client_credentials"}, "Authorization", "")
+	r = b.do(t, "POST", b.url+"/oauth/token", map[string]any{"grant_type": "client_credentials", "client_id": DefaultClientID, "client_secret": DefaultClientSecret}, "Authorization", "")
 	wantStatus(t, r, 400)
 	if r.json(t)["error"] != "unsupported_grant_type" {
 		t.Errorf("body %s", r.body)
