@@ -62,7 +62,7 @@ func (e *env) processEnv(extra ...string) []string {
 		"WORKER_CONCURRENCY=4",
 		"WORKER_SHUTDOWN_TIMEOUT=5s",
 		"LOG_LEVEL=debug",
-	}, extra...)
+	}, append(e.procEnv, extra...)...)
 }
 
 func (e *env) start(name string, stdin string, args ...string) *proc {

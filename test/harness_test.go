@@ -50,6 +50,7 @@ type env struct {
 	client   *asynq.Client
 	insp     *asynq.Inspector
 	logs     *syncBuffer
+	procEnv  []string // extra environment for the binaries e.start runs
 }
 
 type syncBuffer struct {

@@ -16,6 +16,7 @@ import (
 	"retropub/confluence"
 	"retropub/credstore"
 	"retropub/internal/logging"
+	"retropub/internal/redisconn"
 	"retropub/jobs"
 )
 
@@ -40,8 +41,12 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		store: credstore.New(rdb, keys),
 		http:  confluence.NewHTTPClient(cfg.ConfluenceTimeout, cfg.WorkerConcurrency),
 	}
+	redisconn.Install(rdb) // no busy loop while Redis refuses us
 	a.mux = asynq.NewServeMux()
-	jobs.Register(a.mux, &jobs.Publisher{Redis: rdb, Integrations: a.store, Connect: jobs.NewConnector(cfg.AtlassianAPIURL, a.http), Log: log})
+	jobs.Register(a.mux, &jobs.Publisher{
+		Redis: rdb, Integrations: a.store, Log: log, Limits: publishLimits(cfg),
+		Connect: jobs.NewConnector(cfg.AtlassianAPIURL, a.http, confluence.WithGate(newGate(cfg, a, log))),
+	})
 	a.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:              cfg.WorkerConcurrency,
 		Queues:                   cfg.WorkerQueues,
@@ -73,7 +78,7 @@ func (a *app) httpMux(extra func(*http.ServeMux)) *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.rdb.Ping(r.Context()).Err(); err != nil {
+		if err := a.redisWritable(r.Context()); err != nil {
 			http.Error(w, "redis: unavailable", http.StatusServiceUnavailable)
 			return
 		}

@@ -91,6 +91,7 @@ type Server struct {
 	latency   time.Duration
 	onRequest func(Request)
 	clock     func() time.Time
+	lim       limits
 }
 
 type space struct {
@@ -355,8 +356,12 @@ func (s *Server) SetLatency(d time.Duration) {
 // client sees it, so a test that has its response also sees it in Requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := s.resolve(r.Method, r.URL.Path)
+	if s.admitLimits(w, r, rt) {
+		return
+	}
 	rec := httptest.NewRecorder()
 	s.serve(rec, r, rt)
+	s.finishLimits(r, rt, rec)
 	s.record(Request{
 		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Status: rec.Code,
 		Time: s.clock(), Allowed: rt.allowed, Write: rt.write, Route: rt.name,
