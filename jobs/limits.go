@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
@@ -33,8 +34,9 @@ const (
 	defaultMaxDeferredFor = 12 * time.Hour
 )
 
-func activeKey(integration string) string { return "retropub:active:" + integration }
-func deferralsKey(taskID string) string   { return "retropub:deferrals:" + taskID }
+func activeKey(integration string) string  { return "retropub:active:" + integration }
+func waitingKey(integration string) string { return "retropub:waiting:" + integration }
+func deferralsKey(taskID string) string    { return "retropub:deferrals:" + taskID }
 
 // takeSlotScript is a ZSET semaphore: member = task id, score = when the
 // slot expires (Redis clock, ms), so a crashed holder's slot frees itself;
@@ -52,9 +54,12 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1`)
 
 // takeSlot is the fairness step: a task over its integration's cap goes
-// back to asynq's retry set for a moment. That lets the tasks queued
-// behind it (other integrations') run: asynq's queue is FIFO, so without
-// this a backfill enqueued first would hold every worker until it drained.
+// back to asynq's retry set. That lets the tasks queued behind it (other
+// integrations') run: asynq's queue is FIFO, so without this a backfill
+// enqueued first would hold every worker until it drained. The waiting
+// task is listed; whoever frees a slot wakes the oldest (releaseSlot), so
+// the backfill keeps its share busy instead of polling. The deferral's own
+// delay is only the fallback for a missed wake-up.
 func (r *publishRun) takeSlot(ctx context.Context) error {
 	max := r.h.Limits.MaxActive
 	if max <= 0 {
@@ -66,21 +71,42 @@ func (r *publishRun) takeSlot(ctx context.Context) error {
 		return fmt.Errorf("take integration slot: %w", err)
 	}
 	if ok == 0 {
+		if err := r.h.Redis.ZAddNX(ctx, waitingKey(r.p.IntegrationID), redis.Z{Score: float64(time.Now().UnixMilli()), Member: r.taskID}).Err(); err != nil {
+			return fmt.Errorf("list task as waiting: %w", err)
+		}
 		return &DeferredError{
 			Reason: fmt.Sprintf("integration %s already has %d tasks running", r.p.IntegrationID, max),
-			Delay:  time.Second + rand.N(2*time.Second),
+			Delay:  5*time.Second + rand.N(5*time.Second),
 		}
 	}
 	r.slot = true
-	return nil
+	return r.h.Redis.ZRem(ctx, waitingKey(r.p.IntegrationID), r.taskID).Err()
 }
 
+// releaseSlot frees the slot and wakes the integration's oldest waiting
+// task (retry → pending). A woken task that is not in the retry set (it
+// is still returning its deferral, or ran already) is skipped for the next.
 func (r *publishRun) releaseSlot(ctx context.Context) {
 	if !r.slot {
 		return
 	}
 	if err := r.h.Redis.ZRem(ctx, activeKey(r.p.IntegrationID), r.taskID).Err(); err != nil {
 		r.log.Warn("release integration slot", zap.Error(err))
+		return
+	}
+	queue, ok := asynq.GetQueueName(ctx)
+	if !ok {
+		queue = PublishQueue
+	}
+	insp := asynq.NewInspectorFromRedisClient(r.h.Redis) // shares the client; nothing to close
+	for range 3 {
+		next, err := r.h.Redis.ZPopMin(ctx, waitingKey(r.p.IntegrationID)).Result()
+		if err != nil || len(next) == 0 {
+			return
+		}
+		if insp.RunTask(queue, next[0].Member.(string)) == nil {
+			return
+		}
 	}
 }
 

@@ -117,3 +117,80 @@ func TestDroppedConnectionAfterCreateMakesNoDuplicate(t *testing.T) {
 		t.Fatalf("the page POST was sent %d times; after a lost answer the retry must look, not post again", posts)
 	}
 }
+
+// Must-show 2 (correctness; the throughput figures come from
+// BenchmarkBreakerIsolation): one site answers 503 while nine are healthy.
+// Its breaker opens and the fleet stops sending to it; after it recovers
+// every task is published once, and the healthy sites never waited.
+func TestBreakerIsolatesADeadInstance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out an 8 s outage")
+	}
+	e := newEnv(t)
+	f := e.newFleet(4)
+	bad := f.sites[0]
+	bad.Outage(time.Now().Add(8*time.Second), 503)
+	ws := e.startWorkers(2, f.env("BREAKER_FAILURES=3", "BREAKER_OPEN=2s")...)
+	var badIDs, goodIDs []string
+	badIDs = e.enqueueMany(f.integration(0), "bad", 10)
+	for i := 1; i < len(f.sites); i++ {
+		goodIDs = append(goodIDs, e.enqueueMany(f.integration(i), "good", 10)...)
+	}
+	e.waitAll("default", goodIDs, 60*time.Second)
+	e.waitAll("default", badIDs, 120*time.Second)
+
+	for i := 1; i < len(f.sites); i++ {
+		e.onePageEach(f, i, "good", 10)
+	}
+	e.onePageEach(f, 0, "bad", 10)
+	logs := ws[0].stderr.String() + ws[1].stderr.String()
+	for _, want := range []string{`"circuit breaker open"`, `"circuit breaker closed"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("worker logs lack %s", want)
+		}
+	}
+	// While open, the fleet sent the dead site only probes: far fewer
+	// requests than its tasks' attempts.
+	failed := 0
+	for _, r := range bad.Requests() {
+		if r.Status == 503 {
+			failed++
+		}
+	}
+	t.Logf("dead site answered %d requests with 503 during the outage", failed)
+	if failed > 20 {
+		t.Errorf("%d requests reached the dead site; the breaker should have stopped most", failed)
+	}
+}
+
+// Must-show 6 (ordering; the timing figures come from BenchmarkFairness):
+// one integration's backfill is enqueued first, then nine others enqueue a
+// few reports each. With the per-integration cap the nine finish while the
+// backfill is still running; asynq's FIFO queue alone would make them wait
+// for all of it.
+func TestBackfillDoesNotStarveOtherIntegrations(t *testing.T) {
+	e := newEnv(t)
+	f := e.newFleet(10)
+	for _, s := range f.sites {
+		s.SetLatency(20 * time.Millisecond)
+	}
+	e.startWorkers(2, f.env("INTEGRATION_MAX_ACTIVE=2", "CONFLUENCE_RATE=0")...)
+	backfill := e.enqueueMany(f.integration(0), "backfill", 150)
+	var others []string
+	for i := 1; i < 10; i++ {
+		others = append(others, e.enqueueMany(f.integration(i), "small", 3)...)
+	}
+	e.waitAll("default", others, 90*time.Second)
+	left := 0
+	for _, id := range backfill {
+		if info, err := e.insp.GetTaskInfo("default", id); err == nil && info.State != asynq.TaskStateCompleted {
+			left++
+		}
+	}
+	t.Logf("backfill tasks still queued when the nine integrations were done: %d of %d", left, len(backfill))
+	if left == 0 {
+		t.Fatal("the other integrations waited for the whole backfill")
+	}
+	e.waitAll("default", backfill, 120*time.Second)
+	e.onePageEach(f, 0, "backfill", 150)
+}

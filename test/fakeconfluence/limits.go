@@ -37,6 +37,23 @@ type limits struct {
 
 	stormUntil time.Time
 	stormAfter time.Duration
+
+	outageUntil  time.Time
+	outageStatus int
+}
+
+// Outage answers every request with status (no Retry-After) until the
+// given time: a dead or overloaded site.
+func (s *Server) Outage(until time.Time, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lim.outageUntil, s.lim.outageStatus = until, status
+}
+
+func (s *Server) inOutage() (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lim.outageStatus, time.Now().Before(s.lim.outageUntil)
 }
 
 // Storm answers every request 429 with Retry-After retryAfter until the
@@ -186,6 +203,12 @@ func (s *Server) admitLimits(w http.ResponseWriter, r *http.Request, rt resolved
 			return true
 		}
 		s.dropAfter(w, r, rt)
+		return true
+	}
+	if status, on := s.inOutage(); on {
+		s.record(Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Status: status,
+			Time: s.clock(), Allowed: rt.allowed, Write: rt.write, Route: rt.name})
+		writeGatewayError(w, status, http.StatusText(status))
 		return true
 	}
 	if retry, on := s.storming(); on {
