@@ -214,7 +214,7 @@ func (g *Gate) report(in *instance, bdone func(error), member string, probe bool
 	err := reportScript.Run(ctx, g.rdb,
 		[]string{cooldownKey(in.name), breakerKey(in.name), inflightKey(in.name), pointsKey, pauseKey},
 		member, cooldown.Milliseconds(), pause.Milliseconds(), verdict, g.cfg.OpenFor.Milliseconds(),
-		q.remaining, resetMS, near, limit).Err()
+		q.remaining, resetMS, near, limit, answered(o)).Err()
 	if err != nil {
 		g.log.Warn("gate: report request outcome", zap.String("instance", in.name), zap.Error(err))
 	}
@@ -229,6 +229,14 @@ func (g *Gate) report(in *instance, bdone func(error), member string, probe bool
 	if cooldown > 0 {
 		g.log.Info("instance cooldown", zap.String("instance", in.name), zap.Duration("for", cooldown), zap.Bool("quota_pause", pause > 0))
 	}
+}
+
+// answered is 1 when Confluence answered the request other than with a 429.
+func answered(o confluence.Outcome) int {
+	if o.StatusCode > 0 && o.StatusCode != http.StatusTooManyRequests {
+		return 1
+	}
+	return 0
 }
 
 // untilQuotaResets is how long the app's spent global quota stays spent:

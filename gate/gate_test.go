@@ -134,14 +134,29 @@ func TestPointsBudgetReserveAndHeaders(t *testing.T) {
 	rdb := newRedis(t)
 	g := New(rdb, Config{PointsPerHour: 100}, nil)
 	n := 0
+	// Answers with no status (lost) leave our own count standing.
 	for ; n < 200; n++ {
-		if err := send(t, g, "POST", confluence.Outcome{StatusCode: 200}); err != nil {
+		if err := send(t, g, "POST", confluence.Outcome{}); err != nil {
 			deferral(t, err, RefusedBudget)
 			break
 		}
 	}
 	if n != 95 {
 		t.Fatalf("default work spent %d points, want 95 (5 kept for critical)", n)
+	}
+	// An answer without a quota header means Atlassian counts under 80 %:
+	// our estimate drops to 75 %.
+	if err := send(t, g, "GET", confluence.Outcome{StatusCode: 200, Header: http.Header{}}); err != nil {
+		deferral(t, err, RefusedBudget)
+	}
+	if err := rdb.HSet(context.Background(), pointsKey, "used", 90).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(t, g, "PUT", confluence.Outcome{StatusCode: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if used, _ := rdb.HGet(context.Background(), pointsKey, "used").Int(); used != 75 {
+		t.Fatalf("used %d after a header-less answer, want 75", used)
 	}
 	// Atlassian says 2 points are left: admit nothing more even though
 	// our count still allows critical work.

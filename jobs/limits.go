@@ -76,7 +76,7 @@ func (r *publishRun) takeSlot(ctx context.Context) error {
 		}
 		return &DeferredError{
 			Reason: fmt.Sprintf("integration %s already has %d tasks running", r.p.IntegrationID, max),
-			Delay:  5*time.Second + rand.N(5*time.Second),
+			Delay:  10*time.Second + rand.N(20*time.Second),
 		}
 	}
 	r.slot = true

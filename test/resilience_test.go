@@ -194,3 +194,45 @@ func TestBackfillDoesNotStarveOtherIntegrations(t *testing.T) {
 	e.waitAll("default", backfill, 120*time.Second)
 	e.onePageEach(f, 0, "backfill", 150)
 }
+
+// Must-show 5: an hourly budget of 300 points and about 400 points of
+// work (200 reports with one attachment: a page and an upload each). The
+// fleet stops short of the quota, so Atlassian never refuses it, and the
+// rest goes out once the hour turns. The fake's quota clock is set 15 s
+// before the top of an hour; the workers learn the reset from its
+// RateLimit headers.
+func TestHourlyBudgetWaitsForTheHourToTurn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the fake's hour to turn (15 s)")
+	}
+	e := newEnv(t)
+	realStart := time.Now()
+	fakeStart := time.Date(2026, 11, 27, 14, 59, 45, 0, time.UTC)
+	e.fake.SetHourlyQuota(300, func() time.Time { return fakeStart.Add(time.Since(realStart)) })
+	turn := realStart.Add(15 * time.Second)
+	e.startWorkers(2, "ATLASSIAN_POINTS_PER_HOUR=300", "CONFLUENCE_RATE=0")
+	var ids []string
+	for i := range 200 {
+		ids = append(ids, e.enqueue(retro(fmt.Sprintf("budget-%d", i), 1, 1)).TaskID)
+	}
+	e.waitAll("default", ids, 2*time.Minute)
+
+	if n := e.fake.Quota429s(); n != 0 {
+		t.Fatalf("Atlassian's quota refused %d requests; the budget should have stopped short", n)
+	}
+	before, after := 0, 0
+	for _, r := range e.fake.Requests() {
+		if r.Time.Before(turn) {
+			before++
+		} else {
+			after++
+		}
+	}
+	t.Logf("requests before the hour turned: %d, after: %d", before, after)
+	if after == 0 || before > 300 {
+		t.Fatalf("want the budget spent before the turn and the rest after it: %d before, %d after", before, after)
+	}
+	for i := range 200 {
+		e.onePage(fmt.Sprintf("Retro budget-%d", i))
+	}
+}
