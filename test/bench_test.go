@@ -26,15 +26,22 @@ func stop(ps []*proc) {
 	}
 }
 
-// healthyRun publishes n reports on sites 1..9 and returns how long they
-// took; with bad, site 0 answers 503 throughout and has its own reports.
-func healthyRun(b *testing.B, n int, bad bool) (took time.Duration, badRequests int) {
+// benchFleet is ten sites with 20 ms of latency each and four worker
+// processes of the given concurrency.
+func benchFleet(b *testing.B, concurrency int) (*env, *fleet, []*proc) {
 	e := newEnv(b)
 	f := e.newFleet(10)
 	for _, s := range f.sites {
 		s.SetLatency(20 * time.Millisecond)
 	}
-	ws := e.startWorkers(4, f.env("WORKER_CONCURRENCY=8", "LOG_LEVEL=warn")...)
+	ws := e.startWorkers(4, f.env("WORKER_CONCURRENCY="+strconv.Itoa(concurrency), "LOG_LEVEL=warn")...)
+	return e, f, ws
+}
+
+// healthyRun publishes n reports on sites 1..9 and returns how long they
+// took; with bad, site 0 answers 503 throughout and has its own reports.
+func healthyRun(b *testing.B, n int, bad bool) (took time.Duration, badRequests int) {
+	e, f, ws := benchFleet(b, 8)
 	defer stop(ws)
 	var badIDs []string
 	if bad {
@@ -78,12 +85,7 @@ func BenchmarkBreakerIsolation(b *testing.B) {
 // fairRun times nine integrations' ten reports each, after an optional
 // backfill of the first integration.
 func fairRun(b *testing.B, backfill int) time.Duration {
-	e := newEnv(b)
-	f := e.newFleet(10)
-	for _, s := range f.sites {
-		s.SetLatency(20 * time.Millisecond)
-	}
-	ws := e.startWorkers(4, f.env("WORKER_CONCURRENCY=20", "LOG_LEVEL=warn")...)
+	e, f, ws := benchFleet(b, 20)
 	defer stop(ws)
 	var big []string
 	if backfill > 0 {
