@@ -166,12 +166,12 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	if !ok {
 		return &NotAllowedError{Method: r.method, Path: r.path}
 	}
-	resp, err := c.send(ctx, r, route)
+	resp, err := c.sendSafe(ctx, r, route)
 	if rf, ok := c.auth.(Refresher); ok && errors.Is(err, ErrUnauthorized) && !scopeMismatch(err) {
 		if rerr := rf.Refresh(ctx); rerr != nil {
 			return rerr
 		}
-		resp, err = c.send(ctx, r, route)
+		resp, err = c.sendSafe(ctx, r, route)
 	}
 	if err != nil {
 		return err

@@ -58,12 +58,18 @@ const (
 	backoffCap  = time.Hour
 )
 
+// retryAter is a refusal that knows when to come back (the gate's
+// cooldown, breaker and budget deferrals).
+type retryAter interface{ RetryAt() time.Time }
+
 // IsFailure is asynq's Config.IsFailure: deferrals and rate limits are not
-// failures, so they never use up a retry.
+// failures, so they never use up a retry. Their number is capped instead
+// (Limits.MaxDeferrals).
 func IsFailure(err error) bool {
 	var d *DeferredError
 	var rl *confluence.RateLimitError
-	return !errors.As(err, &d) && !errors.As(err, &rl)
+	var ra retryAter
+	return !errors.As(err, &d) && !errors.As(err, &rl) && !errors.As(err, &ra)
 }
 
 // RetryDelay is asynq's Config.RetryDelayFunc; it reads the delay from the
@@ -71,12 +77,15 @@ func IsFailure(err error) bool {
 func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	var d *DeferredError
 	var rl *confluence.RateLimitError
+	var ra retryAter
 	switch {
 	case errors.As(err, &d):
 		return d.Delay
 	case errors.As(err, &rl):
 		// No sooner than Retry-After; jitter spreads the fleet's return.
-		return rl.RetryAfter + time.Duration(rand.Int64N(int64(rl.RetryAfter/5)+int64(time.Second)))
+		return withJitter(rl.RetryAfter)
+	case errors.As(err, &ra):
+		return withJitter(time.Until(ra.RetryAt()))
 	case errors.Is(err, asynq.ErrLeaseExpired):
 		// A crashed attempt: its steps resume from the mapping.
 		return time.Second
@@ -86,6 +95,13 @@ func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 		ceil = backoffCap
 	}
 	return time.Second + time.Duration(rand.Int64N(int64(ceil)))
+}
+
+// withJitter is d plus up to a fifth of d and a second, so a fleet told
+// to wait does not come back in one burst; never sooner than d.
+func withJitter(d time.Duration) time.Duration {
+	d = max(d, 0)
+	return d + time.Duration(rand.Int64N(int64(d/5)+int64(time.Second)))
 }
 
 // classify turns what a run returned into what asynq should do (DESIGN §6).

@@ -49,6 +49,7 @@ type Publisher struct {
 	Integrations Integrations
 	Connect      Connector
 	Log          *zap.Logger
+	Limits       Limits
 
 	// Attachments by url: the hosts they may come from (ATTACHMENT_URL_HOSTS),
 	// the size cap (ATTACHMENT_MAX_BYTES; 0: 100 MiB) and the client that
@@ -100,7 +101,7 @@ func (h *Publisher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if taskID == "" {
 		r.taskID = p.TaskID()
 	}
-	err = classify(p.IntegrationID, r.run(ctx))
+	err = h.capDeferrals(ctx, r.taskID, classify(p.IntegrationID, r.run(ctx)))
 	var re *ReauthError
 	if errors.As(err, &re) {
 		h.markReauth(ctx, log, p.IntegrationID, re.Reason)
@@ -135,6 +136,7 @@ type publishRun struct {
 	log    *zap.Logger
 
 	lock  *lock
+	slot  bool   // holds one of the integration's active slots
 	key   string // mapping key
 	m     *mapping
 	title string // wanted page title
@@ -158,6 +160,7 @@ type step struct {
 
 func (r *publishRun) run(ctx context.Context) (err error) {
 	steps := []step{
+		{"fair_share", r.takeSlot},
 		{"lock", r.takeLock},
 		{"read_mapping", r.readMapping},
 		{"render", r.render},
@@ -170,6 +173,7 @@ func (r *publishRun) run(ctx context.Context) (err error) {
 		{"save", r.save},
 	}
 	defer func() {
+		r.releaseSlot(context.WithoutCancel(ctx))
 		if r.lock != nil {
 			if rerr := r.lock.release(context.WithoutCancel(ctx)); rerr != nil {
 				r.log.Warn("release report lock", zap.Error(rerr))

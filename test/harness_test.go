@@ -39,7 +39,7 @@ var testDB = func() int {
 // env is one test's world: Redis (miniredis, or the real one when REDIS_URL
 // is set), the fake Confluence, the credential store and an asynq client.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	rdb      *redis.Client
 	redisURL string
 	fake     *fakeconfluence.Server
@@ -77,7 +77,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{t: t, logs: &syncBuffer{}, integration: "acme-cloud", httpOpts: []confluence.HTTPOption{allowLoopback()}}
 	if url := os.Getenv("REDIS_URL"); url != "" {

@@ -16,7 +16,7 @@ import (
 	"retropub/test/fakeconfluence"
 )
 
-func result(t *testing.T, info *asynq.TaskInfo) jobs.PublishResult {
+func result(t testing.TB, info *asynq.TaskInfo) jobs.PublishResult {
 	t.Helper()
 	var r jobs.PublishResult
 	if err := json.Unmarshal(info.Result, &r); err != nil {

@@ -20,6 +20,7 @@ import (
 	"retropub/credstore"
 	"retropub/internal/logging"
 	"retropub/internal/metrics"
+	"retropub/internal/redisconn"
 	"retropub/jobs"
 )
 
@@ -49,13 +50,15 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		store: credstore.New(rdb, keys),
 		http:  newHTTPClient(cfg),
 	}
+	redisconn.Install(rdb) // no busy loop while Redis refuses us
 	a.insp = asynq.NewInspectorFromRedisClient(rdb)
 	a.met = metrics.New(a.insp)
 	a.mux = asynq.NewServeMux()
 	tokens := credstore.NewTokens(a.store, oauthConfig(cfg, a.http))
+	connect := jobs.NewConnector(cfg.AtlassianAPIURL, a.http, tokens,
+		confluence.WithObserver(a.met.Observe), confluence.WithGate(newGate(cfg, a, log)))
 	jobs.Register(a.mux, &jobs.Publisher{
-		Redis: rdb, Integrations: a.store, Log: log,
-		Connect:            jobs.NewConnector(cfg.AtlassianAPIURL, a.http, tokens, confluence.WithObserver(a.met.Observe)),
+		Redis: rdb, Integrations: a.store, Log: log, Limits: publishLimits(cfg), Connect: connect,
 		AttachmentURLHosts: cfg.AttachmentURLHosts, AttachmentMaxBytes: cfg.AttachmentMaxBytes,
 		Downloads: jobs.NewDownloadClient(jobs.DownloadTimeout),
 	})
@@ -132,9 +135,7 @@ func (a *app) httpMux(extra func(*http.ServeMux)) *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := a.rdb.Ping(ctx).Err(); err != nil {
+		if err := a.redisWritable(r.Context()); err != nil {
 			http.Error(w, "redis: unavailable", http.StatusServiceUnavailable)
 			return
 		}

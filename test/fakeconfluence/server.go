@@ -99,6 +99,7 @@ type Server struct {
 	afterResp func(Request)
 	clock     func() time.Time
 	dc        *DataCenter // set when this is the Server/Data Center flavour
+	lim       limits
 }
 
 type space struct {
@@ -365,8 +366,12 @@ func (s *Server) SetLatency(d time.Duration) {
 // client sees it, so a test that has its response also sees it in Requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := s.resolve(r.Method, r.URL.Path)
+	if s.admitLimits(w, r, rt) {
+		return
+	}
 	rec := httptest.NewRecorder()
 	s.serve(rec, r, rt)
+	s.finishLimits(r, rt, rec)
 	req := Request{
 		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Status: rec.Code,
 		Time: s.clock(), Allowed: rt.allowed, Write: rt.write, Route: rt.name,

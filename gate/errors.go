@@ -1,0 +1,57 @@
+package gate
+
+import (
+	"fmt"
+	"time"
+)
+
+// Refusal says which gate refused a request.
+type Refusal int
+
+// The gates, in the order the admit script checks them.
+const (
+	RefusedCooldown   Refusal = iota + 1 // a 429/503 Retry-After cooldown on the instance
+	RefusedBreaker                       // the instance's circuit breaker is open
+	RefusedRate                          // the instance's fleet-wide request rate
+	RefusedInflight                      // the instance's fleet-wide in-flight cap
+	RefusedBudget                        // the Cloud hourly points budget
+	RefusedQuotaPause                    // Atlassian said the app's global quota is spent
+	RefusedProbes                        // the breaker is half-open and its probes are out
+)
+
+var refusalText = map[Refusal]string{
+	RefusedCooldown:   "instance is cooling down after a rate limit",
+	RefusedBreaker:    "circuit breaker open",
+	RefusedRate:       "instance request rate reached",
+	RefusedInflight:   "instance in-flight cap reached",
+	RefusedBudget:     "hourly points budget reached",
+	RefusedQuotaPause: "Atlassian's global points quota is spent until the hour turns",
+	RefusedProbes:     "circuit breaker half-open, probes in flight",
+}
+
+func (r Refusal) String() string {
+	if s, ok := refusalText[r]; ok {
+		return s
+	}
+	return fmt.Sprintf("refusal %d", int(r))
+}
+
+// DeferError is a request the gate refused without sending it. The task
+// should come back at Until; it is not a failure (jobs.IsFailure).
+type DeferError struct {
+	Instance string
+	Why      Refusal
+	Until    time.Time
+}
+
+func (e *DeferError) Error() string {
+	return fmt.Sprintf("confluence %s: %s; not sent, retry after %s", e.Instance, e.Why,
+		e.Until.UTC().Format(time.RFC3339Nano))
+}
+
+// RetryAt is when the request may be tried again (jobs reads it).
+func (e *DeferError) RetryAt() time.Time { return e.Until }
+
+// CountsAsDeferral tells jobs to count this refusal against the task's
+// deferral cap: a stream of refusals must end archived.
+func (e *DeferError) CountsAsDeferral() bool { return true }

@@ -1,0 +1,256 @@
+// Package gate admits each Confluence request to its instance: the
+// instance's Retry-After cooldown, its circuit breaker, its fleet-wide
+// request rate (GCRA) and in-flight cap, and, for Cloud, the app's hourly
+// points budget and Atlassian's global-quota pause (DESIGN §4). It
+// implements confluence.Gate.
+//
+// The Redis side of a request is one script to admit it and one to report
+// how it ended. What is refused is not sent: Admit returns a *DeferError
+// saying when to come back, which jobs turns into a deferral, not a failure.
+package gate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"retropub/confluence"
+)
+
+// Config holds the limits; a zero limit switches that gate off.
+type Config struct {
+	Rate          int           // requests per second per instance, fleet-wide (CONFLUENCE_RATE)
+	Burst         int           // GCRA burst (CONFLUENCE_BURST)
+	MaxInflight   int           // concurrent requests per instance, fleet-wide (CONFLUENCE_MAX_INFLIGHT)
+	PointsPerHour int           // the app's Cloud points budget (ATLASSIAN_POINTS_PER_HOUR)
+	Failures      int           // consecutive failures that open a breaker (BREAKER_FAILURES)
+	OpenFor       time.Duration // how long a breaker stays open (BREAKER_OPEN)
+	// RequestTimeout bounds a request (CONFLUENCE_TIMEOUT); an in-flight
+	// slot whose holder died frees itself after it.
+	RequestTimeout time.Duration
+	// Probes is how many requests the fleet lets through a half-open
+	// breaker at once; default 2.
+	Probes int
+	// MaxWait is how long Admit waits in-process for a rate or in-flight
+	// slot before deferring the task instead; default 2 s.
+	MaxWait time.Duration
+}
+
+// GET costs 1 point plus 1 per object returned; the object count is not
+// known before the answer, so admission reserves 2 (the common one-object
+// look-up) and the RateLimit headers correct the count (DESIGN §4).
+const (
+	getCost   = 2
+	writeCost = 1
+)
+
+// Gate is safe for concurrent use; one per process.
+type Gate struct {
+	rdb redis.UniversalClient
+	cfg Config
+	log *zap.Logger
+
+	mu        sync.Mutex
+	instances map[string]*instance
+}
+
+// New returns a gate on rdb.
+func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger) *Gate {
+	if cfg.Probes <= 0 {
+		cfg.Probes = 2
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 2 * time.Second
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.OpenFor <= 0 {
+		cfg.OpenFor = 30 * time.Second
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Gate{rdb: rdb, cfg: cfg, log: log, instances: map[string]*instance{}}
+}
+
+func (g *Gate) instance(name string) *instance {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	in, ok := g.instances[name]
+	if !ok {
+		in = newInstance(name, g.cfg, g.log)
+		g.instances[name] = in
+	}
+	return in
+}
+
+// Admit implements confluence.Gate.
+func (g *Gate) Admit(ctx context.Context, inst, method, route string) (func(confluence.Outcome), error) {
+	in := g.instance(inst)
+	if until, open := in.sharedOpen(); open {
+		return nil, &DeferError{Instance: inst, Why: RefusedBreaker, Until: until}
+	}
+	bdone, err := in.allow()
+	if err != nil {
+		return nil, err
+	}
+	member := newMember()
+	probe, err := g.admit(ctx, in, method, member)
+	if err != nil {
+		bdone(errRefused)
+		return nil, err
+	}
+	return func(o confluence.Outcome) { g.report(in, bdone, member, probe, o) }, nil
+}
+
+// errRefused is what the local breaker hears about a request the gate
+// refused: neither a success nor a failure.
+var errRefused = errors.New("gate: refused before sending")
+
+// admit runs the admit script, waiting in-process for short rate and
+// in-flight waits and deferring the task for everything else.
+func (g *Gate) admit(ctx context.Context, in *instance, method, member string) (probe bool, err error) {
+	limit, cost := 0, writeCost
+	if strings.HasPrefix(in.name, "cloud:") {
+		limit = g.cfg.PointsPerHour
+	}
+	if method == http.MethodGet {
+		cost = getCost
+	}
+	keys := []string{cooldownKey(in.name), breakerKey(in.name), rateKey(in.name), inflightKey(in.name), pointsKey, pauseKey}
+	waited := time.Duration(0)
+	for {
+		res, err := admitScript.Run(ctx, g.rdb, keys,
+			g.cfg.Rate, g.cfg.Burst, g.cfg.MaxInflight, member, (g.cfg.RequestTimeout + 5*time.Second).Milliseconds(),
+			limit, cost, share(ctx), g.cfg.Probes, (g.cfg.RequestTimeout + 5*time.Second).Milliseconds()).Int64Slice()
+		if err != nil {
+			return false, fmt.Errorf("gate: admit %s: %w", in.name, err)
+		}
+		why, wait := Refusal(res[0]), time.Duration(res[1])*time.Millisecond
+		if why == 0 {
+			return res[2] == 1, nil
+		}
+		if why == RefusedBreaker {
+			in.cacheOpen(time.Now().Add(wait))
+		}
+		short := why == RefusedRate || why == RefusedInflight || why == RefusedProbes
+		if !short || waited+wait > g.cfg.MaxWait {
+			return false, &DeferError{Instance: in.name, Why: why, Until: time.Now().Add(wait)}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		case <-t.C:
+		}
+		waited += wait
+	}
+}
+
+// share is the part of the hourly budget a task's queue may spend: low
+// work stops where Atlassian says "near the limit" (20 % left), default
+// work keeps the last 5 % for critical work (set-up checks a person waits for).
+func share(ctx context.Context) float64 {
+	q, _ := asynq.GetQueueName(ctx)
+	switch q {
+	case "critical":
+		return 1
+	case "low":
+		return 0.8
+	}
+	return 0.95
+}
+
+// report tells the breaker and Redis how a request ended.
+func (g *Gate) report(in *instance, bdone func(error), member string, probe bool, o confluence.Outcome) {
+	failed, excluded := isFailure(o.Err), isExcluded(o.Err)
+	bdone(o.Err)
+	verdict := 0
+	switch {
+	case in.takeTripped() || (probe && failed):
+		verdict = 2
+	case probe && excluded:
+		verdict = 3
+	case probe:
+		verdict = 1
+	}
+	var cooldown, pause time.Duration
+	var rl *confluence.RateLimitError
+	if errors.As(o.Err, &rl) {
+		cooldown = rl.RetryAfter
+		if strings.HasSuffix(rl.Reason, "quota-global-based") && strings.HasPrefix(in.name, "cloud:") {
+			pause = untilQuotaResets(rl.RetryAfter, o.Header.Get("Retry-After") != "", time.Now())
+		}
+	}
+	limit := 0
+	q := quota{remaining: -1, resetSecs: -1}
+	if strings.HasPrefix(in.name, "cloud:") && g.cfg.PointsPerHour > 0 {
+		limit, q = g.cfg.PointsPerHour, readQuota(o.Header)
+	}
+	resetMS := int64(-1)
+	if q.resetSecs >= 0 {
+		resetMS = q.resetSecs * 1000
+	}
+	near := 0
+	if q.near {
+		near = 1
+	}
+	// The request is over; its report must land even if the task's
+	// context has just ended.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := reportScript.Run(ctx, g.rdb,
+		[]string{cooldownKey(in.name), breakerKey(in.name), inflightKey(in.name), pointsKey, pauseKey},
+		member, cooldown.Milliseconds(), pause.Milliseconds(), verdict, g.cfg.OpenFor.Milliseconds(),
+		q.remaining, resetMS, near, limit, answered(o)).Err()
+	if err != nil {
+		g.log.Warn("gate: report request outcome", zap.String("instance", in.name), zap.Error(err))
+	}
+	switch verdict {
+	case 1:
+		in.cacheOpen(time.Time{})
+		g.log.Info("circuit breaker closed", zap.String("instance", in.name))
+	case 2:
+		in.cacheOpen(time.Now().Add(g.cfg.OpenFor))
+		g.log.Warn("circuit breaker open", zap.String("instance", in.name), zap.Duration("for", g.cfg.OpenFor), zap.Error(o.Err))
+	}
+	if cooldown > 0 {
+		g.log.Info("instance cooldown", zap.String("instance", in.name), zap.Duration("for", cooldown), zap.Bool("quota_pause", pause > 0))
+	}
+}
+
+// answered is 1 when Confluence answered the request other than with a 429.
+func answered(o confluence.Outcome) int {
+	if o.StatusCode > 0 && o.StatusCode != http.StatusTooManyRequests {
+		return 1
+	}
+	return 0
+}
+
+// untilQuotaResets is how long the app's spent global quota stays spent:
+// Atlassian's Retry-After, which counts to the top of its UTC hour, or
+// our own top of the hour when it sent none.
+func untilQuotaResets(retryAfter time.Duration, announced bool, now time.Time) time.Duration {
+	if announced && retryAfter > 0 {
+		return retryAfter
+	}
+	return now.UTC().Truncate(time.Hour).Add(time.Hour).Sub(now)
+}
+
+func newMember() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
