@@ -251,7 +251,7 @@ func TestSIGKILLBetweenPageAndAttachments(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for asynq's lease recovery (about a minute)")
 	}
-	e := newEnv(t)
+	e := newParallelEnv(t, 2)
 	type run struct {
 		b     backend
 		fake  *fakeconfluence.Server

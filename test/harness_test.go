@@ -77,21 +77,33 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { return newEnvDB(t, 0) }
+
+// newParallelEnv is newEnv for a test that runs with t.Parallel: on a real
+// Redis it takes its own database (testDB+slot), so flushes don't collide.
+// Slots are handed out once per long test (they wait for asynq's lease
+// recovery, so running them side by side saves a minute each).
+func newParallelEnv(t *testing.T, slot int) *env {
+	t.Parallel()
+	return newEnvDB(t, slot)
+}
+
+func newEnvDB(t testing.TB, slot int) *env {
 	t.Helper()
+	db := testDB + slot
 	e := &env{t: t, logs: &syncBuffer{}, integration: "acme-cloud", httpOpts: []confluence.HTTPOption{allowLoopback()}}
 	if url := os.Getenv("REDIS_URL"); url != "" {
 		opt, err := redis.ParseURL(url)
 		if err != nil {
 			t.Fatalf("REDIS_URL: %v", err)
 		}
-		opt.DB = testDB
+		opt.DB = db
 		e.rdb = redis.NewClient(opt)
 		if err := e.rdb.FlushDB(context.Background()).Err(); err != nil {
 			t.Fatalf("flush test db: %v", err)
 		}
 		u, _ := neturl.Parse(url)
-		u.Path = fmt.Sprintf("/%d", testDB)
+		u.Path = fmt.Sprintf("/%d", db)
 		e.redisURL = u.String()
 	} else {
 		e.mr = miniredis.RunT(t)

@@ -188,7 +188,7 @@ func TestSIGKILLRightAfterNewTokenPair(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for asynq's lease recovery (about a minute)")
 	}
-	e := newEnv(t)
+	e := newParallelEnv(t, 1)
 	_, rt0 := e.putOAuth("killed")
 	var (
 		mu     sync.Mutex
