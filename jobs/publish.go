@@ -148,7 +148,9 @@ type publishRun struct {
 	cf       Confluence
 	space    *confluence.Space
 	parentID string
-	created  bool // the page was created by this attempt
+	// The space or parent id came from Redis this attempt, unconfirmed.
+	spaceCached, parentCached bool
+	created                   bool // the page was created by this attempt
 	done     bool // a step finished the run early
 	res      PublishResult
 }
@@ -286,6 +288,7 @@ func (r *publishRun) resolveSpace(ctx context.Context) error {
 	if v, err := r.h.Redis.HGetAll(ctx, key).Result(); err == nil && v["id"] != "" {
 		r.space = &confluence.Space{ID: v["id"], Key: r.p.Target.SpaceKey, HomepageID: v["homepage"]}
 		r.res.Steps["resolve_space"] = "cached"
+		r.spaceCached = true
 		return nil
 	}
 	sp, err := r.cf.SpaceByKey(ctx, r.p.Target.SpaceKey)
@@ -303,15 +306,26 @@ func (r *publishRun) resolveSpace(ctx context.Context) error {
 	return err
 }
 
-// ensureParent finds or creates the parent page ("Retrospectives" …):
+// ensureParent finds or creates the parent page; a 404 while the space id
+// came from the cache means the space id is stale: resolve both again.
+func (r *publishRun) ensureParent(ctx context.Context) error {
+	err := r.ensureParentOnce(ctx)
+	if errors.Is(err, confluence.ErrNotFound) && r.spaceCached {
+		return r.resolveAgain(ctx)
+	}
+	return err
+}
+
+// ensureParentOnce finds or creates the parent page ("Retrospectives" …):
 // cached id, else by title in the whole space, else created under a short
 // lock so racing jobs make one parent.
-func (r *publishRun) ensureParent(ctx context.Context) error {
+func (r *publishRun) ensureParentOnce(ctx context.Context) error {
 	title := PageTitle(r.p.ParentTitle())
 	ckey := parentKey(r.p.IntegrationID, r.space.ID, r.p.Target.RootPageID, title)
 	if id, err := r.h.Redis.Get(ctx, ckey).Result(); err == nil && id != "" {
 		r.parentID = id
 		r.res.Steps["ensure_parent"] = "cached"
+		r.parentCached = true
 		return nil
 	}
 	remember := func(id string) error {
@@ -350,6 +364,32 @@ func (r *publishRun) ensureParent(ctx context.Context) error {
 		return err
 	}
 	return remember(pg.ID)
+}
+
+// resolveAgain forgets the cached space and parent ids after Confluence
+// answered 404 to a create under them, and looks both up again: a space
+// that is really gone ends the task (resolveSpace), a deleted parent is
+// found or created anew.
+func (r *publishRun) resolveAgain(ctx context.Context) error {
+	r.spaceCached, r.parentCached = false, false
+	r.log.Info("cached space or parent id refused by Confluence; resolving again", zap.String("space_id", r.space.ID), zap.String("parent_id", r.parentID))
+	keys := []string{spaceKey(r.p.IntegrationID, r.p.Target.SpaceKey),
+		parentKey(r.p.IntegrationID, r.space.ID, r.p.Target.RootPageID, PageTitle(r.p.ParentTitle()))}
+	if err := r.h.Redis.Del(ctx, keys...).Err(); err != nil {
+		return err
+	}
+	delete(r.res.Steps, "resolve_space")
+	delete(r.res.Steps, "ensure_parent")
+	if err := r.resolveSpace(ctx); err != nil {
+		return err
+	}
+	err := r.ensureParentOnce(ctx)
+	for _, s := range []string{"resolve_space", "ensure_parent"} {
+		if _, set := r.res.Steps[s]; !set {
+			r.res.Steps[s] = "resolved_again"
+		}
+	}
+	return err
 }
 
 // findByTitle looks a title up exactly, then case-insensitively, because
@@ -448,9 +488,16 @@ func (r *publishRun) createPage(ctx context.Context) error {
 			return r.saveWrittenPage(ctx, pg, true)
 		}
 		if errors.Is(err, confluence.ErrNotFound) {
-			// The cached parent is gone: forget it and let the retry recreate it.
-			r.h.Redis.Del(ctx, parentKey(r.p.IntegrationID, r.space.ID, r.p.Target.RootPageID, PageTitle(r.p.ParentTitle())))
-			return err
+			// The space or the parent is gone (or no longer visible): when
+			// either id came from the cache, drop both and resolve again.
+			if !r.spaceCached && !r.parentCached {
+				return err
+			}
+			if err := r.resolveAgain(ctx); err != nil {
+				return err
+			}
+			n--
+			continue
 		}
 		if !errors.Is(err, confluence.ErrTitleExists) {
 			return err
