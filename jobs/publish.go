@@ -151,8 +151,8 @@ type publishRun struct {
 	// The space or parent id came from Redis this attempt, unconfirmed.
 	spaceCached, parentCached bool
 	created                   bool // the page was created by this attempt
-	done     bool // a step finished the run early
-	res      PublishResult
+	done                      bool // a step finished the run early
+	res                       PublishResult
 }
 
 type step struct {
