@@ -151,6 +151,7 @@ type publishRun struct {
 	// The space or parent id came from Redis this attempt, unconfirmed.
 	spaceCached, parentCached bool
 	created                   bool // the page was created by this attempt
+	pendingMarked             bool // the lock step marked the create pending
 	done                      bool // a step finished the run early
 	res                       PublishResult
 }
@@ -204,24 +205,21 @@ func (r *publishRun) run(ctx context.Context) (err error) {
 
 func (r *publishRun) takeLock(ctx context.Context) error {
 	l := &lock{rdb: r.h.Redis, key: reportLockKey(r.p.IntegrationID, r.p.Report.ID), token: r.taskID}
-	if err := l.acquire(ctx, lockTTL); err != nil {
+	r.key = mappingKey(r.p.IntegrationID, r.p.Report.ID)
+	m, err := lockAndRead(ctx, l, r.key, lockTTL)
+	if err != nil {
 		if errors.Is(err, errLockHeld) {
 			return &DeferredError{Reason: "report is being published by another task", Delay: time.Second + rand.N(2*time.Second)}
 		}
 		return err
 	}
-	r.lock = l
+	r.lock, r.m, r.pendingMarked = l, m, m.PageID == ""
 	return nil
 }
 
-func (r *publishRun) readMapping(ctx context.Context) error {
-	r.key = mappingKey(r.p.IntegrationID, r.p.Report.ID)
-	m, err := loadMapping(ctx, r.h.Redis, r.key)
-	if err != nil {
-		return err
-	}
-	r.m = m
-	if m.Revision > r.p.Report.Revision {
+// readMapping judges the mapping the lock step read with it.
+func (r *publishRun) readMapping(context.Context) error {
+	if m := r.m; m.Revision > r.p.Report.Revision {
 		r.finish("skipped_older_revision", fmt.Sprintf("revision %d is already published", m.Revision))
 	}
 	return nil
@@ -477,8 +475,14 @@ func (r *publishRun) createPage(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := r.h.Redis.HSet(ctx, r.key, "pending", r.taskID).Err(); err != nil {
-		return err
+	if !r.pendingMarked {
+		pipe := r.h.Redis.TxPipeline()
+		pipe.HSet(ctx, r.key, "pending", r.taskID)
+		pipe.PExpire(ctx, r.key, mappingTTL)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		r.pendingMarked = true
 	}
 	for n := 0; n < 3; n++ {
 		title := r.disambiguate(n)
@@ -566,6 +570,7 @@ func (r *publishRun) saveWrittenPage(ctx context.Context, pg *confluence.Page, f
 	pipe := r.h.Redis.TxPipeline()
 	pipe.HSet(ctx, r.key, fields...)
 	pipe.HDel(ctx, r.key, "pending")
+	pipe.PExpire(ctx, r.key, mappingTTL)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("save mapping for page %s: %w", pg.ID, err)
 	}
@@ -658,12 +663,13 @@ func (r *publishRun) addBatch(ctx context.Context, batch []localFile) error {
 	for _, a := range got {
 		byName[a.Title] = a.ID
 	}
+	fields := make([]any, 0, 2*len(batch))
 	for _, f := range batch {
-		if err := r.saveFile(ctx, f.att.Filename, byName[f.att.Filename], f.hash); err != nil {
-			return err
-		}
+		st := fileState{ID: byName[f.att.Filename], Hash: f.hash}
+		r.m.Files[f.att.Filename] = st
+		fields = append(fields, fieldFilePrefix+f.att.Filename, st.ID+" "+st.Hash)
 	}
-	return nil
+	return r.h.Redis.HSet(ctx, r.key, fields...).Err() // one write for the batch
 }
 
 func (r *publishRun) uploadOneByOne(ctx context.Context, batch []localFile) error {
@@ -744,12 +750,12 @@ func (r *publishRun) save(ctx context.Context) error {
 	return r.saveRevision(ctx)
 }
 
-// saveRevision raises the mapping's revision, never lowers it.
+// saveRevision raises the mapping's revision, never lowers it, and
+// releases the report lock with it: the run is over.
 func (r *publishRun) saveRevision(ctx context.Context) error {
-	return raiseRevision.Run(ctx, r.h.Redis, []string{r.key}, r.p.Report.Revision).Err()
+	err := saveAndReleaseScript.Run(ctx, r.h.Redis, []string{r.key, r.lock.key}, r.p.Report.Revision, r.taskID, mappingTTL.Milliseconds()).Err()
+	if err == nil {
+		r.lock = nil
+	}
+	return err
 }
-
-var raiseRevision = redis.NewScript(`
-local cur = tonumber(redis.call('HGET', KEYS[1], 'revision') or '0')
-if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'revision', ARGV[1]) end
-return 1`)
