@@ -26,6 +26,7 @@ type instance struct {
 	openedAt   time.Time // when the local breaker last opened
 	openUntil  time.Time // the fleet's flag, as last seen
 	openSeenAt time.Time
+	snap       snapshot // cooldown and breaker, for instances with no counting limit
 }
 
 // sharedOpenTTL bounds how long the fleet's "open" flag is trusted

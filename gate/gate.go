@@ -105,6 +105,16 @@ func (g *Gate) Admit(ctx context.Context, inst, method, route string) (func(conf
 	if err != nil {
 		return nil, err
 	}
+	if !g.counting(in) {
+		handled, err := g.admitCached(ctx, in)
+		if err != nil {
+			bdone(errRefused)
+			return nil, err
+		}
+		if handled {
+			return func(o confluence.Outcome) { g.report(in, bdone, "", false, o) }, nil
+		}
+	}
 	member := newMember()
 	probe, err := g.admit(ctx, in, method, member)
 	if err != nil {
@@ -121,10 +131,7 @@ var errRefused = errors.New("gate: refused before sending")
 // admit runs the admit script, waiting in-process for short rate and
 // in-flight waits and deferring the task for everything else.
 func (g *Gate) admit(ctx context.Context, in *instance, method, member string) (probe bool, err error) {
-	limit, cost := 0, writeCost
-	if strings.HasPrefix(in.name, "cloud:") {
-		limit = g.cfg.PointsPerHour
-	}
+	limit, cost := g.pointsLimit(in), writeCost
 	if method == http.MethodGet {
 		cost = getCost
 	}
@@ -194,10 +201,10 @@ func (g *Gate) report(in *instance, bdone func(error), member string, probe bool
 			pause = untilQuotaResets(rl.RetryAfter, o.Header.Get("Retry-After") != "", time.Now())
 		}
 	}
-	limit := 0
+	limit := g.pointsLimit(in)
 	q := quota{remaining: -1, resetSecs: -1}
-	if strings.HasPrefix(in.name, "cloud:") && g.cfg.PointsPerHour > 0 {
-		limit, q = g.cfg.PointsPerHour, readQuota(o.Header)
+	if limit > 0 {
+		q = readQuota(o.Header)
 	}
 	resetMS := int64(-1)
 	if q.resetSecs >= 0 {
@@ -206,6 +213,10 @@ func (g *Gate) report(in *instance, bdone func(error), member string, probe bool
 	near := 0
 	if q.near {
 		near = 1
+	}
+	in.noteReport(cooldown, verdict)
+	if member == "" && cooldown == 0 && pause == 0 && verdict == 0 {
+		return // admitted from the snapshot, nothing to record (fastpath.go)
 	}
 	// The request is over; its report must land even if the task's
 	// context has just ended.

@@ -71,7 +71,13 @@ func (r *publishRun) takeSlot(ctx context.Context) error {
 		return fmt.Errorf("take integration slot: %w", err)
 	}
 	if ok == 0 {
-		if err := r.h.Redis.ZAddNX(ctx, waitingKey(r.p.IntegrationID), redis.Z{Score: float64(time.Now().UnixMilli()), Member: r.taskID}).Err(); err != nil {
+		// The list expires a day after its last waiter joined, so an
+		// archived waiter is not kept forever; a task missing from it still
+		// comes back after its own deferral delay.
+		pipe := r.h.Redis.TxPipeline()
+		pipe.ZAddNX(ctx, waitingKey(r.p.IntegrationID), redis.Z{Score: float64(time.Now().UnixMilli()), Member: r.taskID})
+		pipe.Expire(ctx, waitingKey(r.p.IntegrationID), 24*time.Hour)
+		if _, err := pipe.Exec(ctx); err != nil {
 			return fmt.Errorf("list task as waiting: %w", err)
 		}
 		return &DeferredError{

@@ -148,9 +148,12 @@ type publishRun struct {
 	cf       Confluence
 	space    *confluence.Space
 	parentID string
-	created  bool // the page was created by this attempt
-	done     bool // a step finished the run early
-	res      PublishResult
+	// The space or parent id came from Redis this attempt, unconfirmed.
+	spaceCached, parentCached bool
+	created                   bool // the page was created by this attempt
+	pendingMarked             bool // the lock step marked the create pending
+	done                      bool // a step finished the run early
+	res                       PublishResult
 }
 
 type step struct {
@@ -202,24 +205,21 @@ func (r *publishRun) run(ctx context.Context) (err error) {
 
 func (r *publishRun) takeLock(ctx context.Context) error {
 	l := &lock{rdb: r.h.Redis, key: reportLockKey(r.p.IntegrationID, r.p.Report.ID), token: r.taskID}
-	if err := l.acquire(ctx, lockTTL); err != nil {
+	r.key = mappingKey(r.p.IntegrationID, r.p.Report.ID)
+	m, err := lockAndRead(ctx, l, r.key, lockTTL)
+	if err != nil {
 		if errors.Is(err, errLockHeld) {
 			return &DeferredError{Reason: "report is being published by another task", Delay: time.Second + rand.N(2*time.Second)}
 		}
 		return err
 	}
-	r.lock = l
+	r.lock, r.m, r.pendingMarked = l, m, m.PageID == ""
 	return nil
 }
 
-func (r *publishRun) readMapping(ctx context.Context) error {
-	r.key = mappingKey(r.p.IntegrationID, r.p.Report.ID)
-	m, err := loadMapping(ctx, r.h.Redis, r.key)
-	if err != nil {
-		return err
-	}
-	r.m = m
-	if m.Revision > r.p.Report.Revision {
+// readMapping judges the mapping the lock step read with it.
+func (r *publishRun) readMapping(context.Context) error {
+	if m := r.m; m.Revision > r.p.Report.Revision {
 		r.finish("skipped_older_revision", fmt.Sprintf("revision %d is already published", m.Revision))
 	}
 	return nil
@@ -286,6 +286,7 @@ func (r *publishRun) resolveSpace(ctx context.Context) error {
 	if v, err := r.h.Redis.HGetAll(ctx, key).Result(); err == nil && v["id"] != "" {
 		r.space = &confluence.Space{ID: v["id"], Key: r.p.Target.SpaceKey, HomepageID: v["homepage"]}
 		r.res.Steps["resolve_space"] = "cached"
+		r.spaceCached = true
 		return nil
 	}
 	sp, err := r.cf.SpaceByKey(ctx, r.p.Target.SpaceKey)
@@ -303,15 +304,26 @@ func (r *publishRun) resolveSpace(ctx context.Context) error {
 	return err
 }
 
-// ensureParent finds or creates the parent page ("Retrospectives" …):
+// ensureParent finds or creates the parent page; a 404 while the space id
+// came from the cache means the space id is stale: resolve both again.
+func (r *publishRun) ensureParent(ctx context.Context) error {
+	err := r.ensureParentOnce(ctx)
+	if errors.Is(err, confluence.ErrNotFound) && r.spaceCached {
+		return r.resolveAgain(ctx)
+	}
+	return err
+}
+
+// ensureParentOnce finds or creates the parent page ("Retrospectives" …):
 // cached id, else by title in the whole space, else created under a short
 // lock so racing jobs make one parent.
-func (r *publishRun) ensureParent(ctx context.Context) error {
+func (r *publishRun) ensureParentOnce(ctx context.Context) error {
 	title := PageTitle(r.p.ParentTitle())
 	ckey := parentKey(r.p.IntegrationID, r.space.ID, r.p.Target.RootPageID, title)
 	if id, err := r.h.Redis.Get(ctx, ckey).Result(); err == nil && id != "" {
 		r.parentID = id
 		r.res.Steps["ensure_parent"] = "cached"
+		r.parentCached = true
 		return nil
 	}
 	remember := func(id string) error {
@@ -350,6 +362,32 @@ func (r *publishRun) ensureParent(ctx context.Context) error {
 		return err
 	}
 	return remember(pg.ID)
+}
+
+// resolveAgain forgets the cached space and parent ids after Confluence
+// answered 404 to a create under them, and looks both up again: a space
+// that is really gone ends the task (resolveSpace), a deleted parent is
+// found or created anew.
+func (r *publishRun) resolveAgain(ctx context.Context) error {
+	r.spaceCached, r.parentCached = false, false
+	r.log.Info("cached space or parent id refused by Confluence; resolving again", zap.String("space_id", r.space.ID), zap.String("parent_id", r.parentID))
+	keys := []string{spaceKey(r.p.IntegrationID, r.p.Target.SpaceKey),
+		parentKey(r.p.IntegrationID, r.space.ID, r.p.Target.RootPageID, PageTitle(r.p.ParentTitle()))}
+	if err := r.h.Redis.Del(ctx, keys...).Err(); err != nil {
+		return err
+	}
+	delete(r.res.Steps, "resolve_space")
+	delete(r.res.Steps, "ensure_parent")
+	if err := r.resolveSpace(ctx); err != nil {
+		return err
+	}
+	err := r.ensureParentOnce(ctx)
+	for _, s := range []string{"resolve_space", "ensure_parent"} {
+		if _, set := r.res.Steps[s]; !set {
+			r.res.Steps[s] = "resolved_again"
+		}
+	}
+	return err
 }
 
 // findByTitle looks a title up exactly, then case-insensitively, because
@@ -437,8 +475,14 @@ func (r *publishRun) createPage(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := r.h.Redis.HSet(ctx, r.key, "pending", r.taskID).Err(); err != nil {
-		return err
+	if !r.pendingMarked {
+		pipe := r.h.Redis.TxPipeline()
+		pipe.HSet(ctx, r.key, "pending", r.taskID)
+		pipe.PExpire(ctx, r.key, mappingTTL)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+		r.pendingMarked = true
 	}
 	for n := 0; n < 3; n++ {
 		title := r.disambiguate(n)
@@ -448,9 +492,16 @@ func (r *publishRun) createPage(ctx context.Context) error {
 			return r.saveWrittenPage(ctx, pg, true)
 		}
 		if errors.Is(err, confluence.ErrNotFound) {
-			// The cached parent is gone: forget it and let the retry recreate it.
-			r.h.Redis.Del(ctx, parentKey(r.p.IntegrationID, r.space.ID, r.p.Target.RootPageID, PageTitle(r.p.ParentTitle())))
-			return err
+			// The space or the parent is gone (or no longer visible): when
+			// either id came from the cache, drop both and resolve again.
+			if !r.spaceCached && !r.parentCached {
+				return err
+			}
+			if err := r.resolveAgain(ctx); err != nil {
+				return err
+			}
+			n--
+			continue
 		}
 		if !errors.Is(err, confluence.ErrTitleExists) {
 			return err
@@ -519,6 +570,7 @@ func (r *publishRun) saveWrittenPage(ctx context.Context, pg *confluence.Page, f
 	pipe := r.h.Redis.TxPipeline()
 	pipe.HSet(ctx, r.key, fields...)
 	pipe.HDel(ctx, r.key, "pending")
+	pipe.PExpire(ctx, r.key, mappingTTL)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("save mapping for page %s: %w", pg.ID, err)
 	}
@@ -611,12 +663,13 @@ func (r *publishRun) addBatch(ctx context.Context, batch []localFile) error {
 	for _, a := range got {
 		byName[a.Title] = a.ID
 	}
+	fields := make([]any, 0, 2*len(batch))
 	for _, f := range batch {
-		if err := r.saveFile(ctx, f.att.Filename, byName[f.att.Filename], f.hash); err != nil {
-			return err
-		}
+		st := fileState{ID: byName[f.att.Filename], Hash: f.hash}
+		r.m.Files[f.att.Filename] = st
+		fields = append(fields, fieldFilePrefix+f.att.Filename, st.ID+" "+st.Hash)
 	}
-	return nil
+	return r.h.Redis.HSet(ctx, r.key, fields...).Err() // one write for the batch
 }
 
 func (r *publishRun) uploadOneByOne(ctx context.Context, batch []localFile) error {
@@ -697,12 +750,12 @@ func (r *publishRun) save(ctx context.Context) error {
 	return r.saveRevision(ctx)
 }
 
-// saveRevision raises the mapping's revision, never lowers it.
+// saveRevision raises the mapping's revision, never lowers it, and
+// releases the report lock with it: the run is over.
 func (r *publishRun) saveRevision(ctx context.Context) error {
-	return raiseRevision.Run(ctx, r.h.Redis, []string{r.key}, r.p.Report.Revision).Err()
+	err := saveAndReleaseScript.Run(ctx, r.h.Redis, []string{r.key, r.lock.key}, r.p.Report.Revision, r.taskID, mappingTTL.Milliseconds()).Err()
+	if err == nil {
+		r.lock = nil
+	}
+	return err
 }
-
-var raiseRevision = redis.NewScript(`
-local cur = tonumber(redis.call('HGET', KEYS[1], 'revision') or '0')
-if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'revision', ARGV[1]) end
-return 1`)

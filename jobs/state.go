@@ -51,11 +51,48 @@ type fileState struct{ ID, Hash string }
 
 const fieldFilePrefix = "a:"
 
-func loadMapping(ctx context.Context, rdb redis.UniversalClient, key string) (*mapping, error) {
-	h, err := rdb.HGetAll(ctx, key).Result()
+// mappingTTL bounds a mapping's life: every publish of the report
+// (unchanged ones too) pushes it 400 days on, so a report left alone for
+// longer is forgotten. Its next publish finds its page again by title and
+// footer (the create answers "title exists", findOwn adopts the page),
+// at the cost of two or three calls once (docs/performance.md).
+const mappingTTL = 400 * 24 * time.Hour
+
+// lockAndReadScript takes the report lock, reads the mapping and, when no
+// page is mapped yet, marks the create as pending, in one round trip. The
+// mapping returned is the one before the mark, so a first attempt does not
+// look before it creates while a retry of it does.
+// KEYS: lock, mapping. ARGV: token, lock ttl ms, mapping ttl ms.
+// Returns {0} when the lock is held by another token, else {1, HGETALL}.
+var lockAndReadScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v ~= false and v ~= ARGV[1] then return {0} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local h = redis.call('HGETALL', KEYS[2])
+if redis.call('HEXISTS', KEYS[2], 'page_id') == 0 then redis.call('HSET', KEYS[2], 'pending', ARGV[1]) end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return {1, h}`)
+
+// lockAndRead runs lockAndReadScript; errLockHeld when another task holds it.
+func lockAndRead(ctx context.Context, l *lock, key string, ttl time.Duration) (*mapping, error) {
+	res, err := lockAndReadScript.Run(ctx, l.rdb, []string{l.key, key}, l.token, ttl.Milliseconds(), mappingTTL.Milliseconds()).Slice()
 	if err != nil {
-		return nil, fmt.Errorf("read mapping: %w", err)
+		return nil, fmt.Errorf("take lock %s and read mapping: %w", l.key, err)
 	}
+	if ok, _ := res[0].(int64); ok == 0 || len(res) < 2 {
+		return nil, errLockHeld
+	}
+	flat, _ := res[1].([]any)
+	h := make(map[string]string, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		k, _ := flat[i].(string)
+		v, _ := flat[i+1].(string)
+		h[k] = v
+	}
+	return parseMapping(h), nil
+}
+
+func parseMapping(h map[string]string) *mapping {
 	m := &mapping{
 		PageID: h["page_id"], SpaceID: h["space_id"], ParentID: h["parent_id"],
 		TitleWanted: h["title_wanted"], Title: h["title"], BodyHash: h["body_hash"],
@@ -69,7 +106,7 @@ func loadMapping(ctx context.Context, rdb redis.UniversalClient, key string) (*m
 			m.Files[name] = fileState{ID: id, Hash: hash}
 		}
 	}
-	return m, nil
+	return m
 }
 
 // lock is a Redis lock owned by a token; taking it again with the same
@@ -104,6 +141,16 @@ if v == false or v == ARGV[1] then
   return 1
 end
 return 0`)
+
+// saveAndReleaseScript raises the mapping's revision (never lowers it),
+// pushes its expiry on and releases the report lock, in one round trip.
+// KEYS: mapping, lock. ARGV: revision, token, mapping ttl ms.
+var saveAndReleaseScript = redis.NewScript(`
+local cur = tonumber(redis.call('HGET', KEYS[1], 'revision') or '0')
+if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'revision', ARGV[1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return 1`)
 
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

@@ -137,6 +137,9 @@ func run(o options) error {
 	fmt.Printf("| worker CPU per publish, 0-latency | %.2f ms |\n", tp0.cpuMS)
 	fmt.Printf("| asynq no-op tasks/s, same Redis, concurrency %d | %.1f |\n", o.concurrency, noop)
 	fmt.Printf("| ratio to asynq no-op | %.1f%% |\n", 100*tp0.rate/noop)
+	fmt.Printf("| CPU per publish, 0-latency: worker / fake+harness / redis-server | %.2f / %.2f / %.2f ms |\n", tp0.cpuMS, tp0.harnessMS, tp0.redisMS)
+	fmt.Printf("| Redis commands per publish (incl. asynq and harness polling) | %.1f |\n", tp0.redisCmds)
+	fmt.Printf("| Redis memory per published report's mapping (MEMORY USAGE) | %d bytes |\n", tp.mappingBytes)
 	return nil
 }
 
@@ -365,6 +368,41 @@ func (w *world) finishTimes() map[string]time.Time {
 type throughputResult struct {
 	rate, cpuMS, rssMiB float64
 	p50, p99            time.Duration
+	// What else ran on the same cores while the backlog drained, per
+	// publish: this process (the fake Confluence and the harness's own
+	// polling) and redis-server; and Redis commands (ours, asynq's and the
+	// harness's polling).
+	harnessMS, redisMS, redisCmds float64
+	mappingBytes                  int64 // MEMORY USAGE of one report's mapping
+}
+
+// redisStats reads redis-server's CPU ms and commands processed so far.
+func (w *world) redisStats(ctx context.Context) (cpuMS, cmds float64) {
+	info, err := w.rdb.Info(ctx, "cpu", "stats").Result()
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(l, ":")
+		f, _ := strconv.ParseFloat(v, 64)
+		switch k {
+		case "used_cpu_user", "used_cpu_sys":
+			cpuMS += f * 1000
+		case "total_commands_processed":
+			cmds = f
+		}
+	}
+	return cpuMS, cmds
+}
+
+// mappingBytes is the Redis memory of one published report's mapping.
+func (w *world) mappingBytes(ctx context.Context) int64 {
+	keys, _, err := w.rdb.Scan(ctx, 0, "retropub:map:*", 1000).Result()
+	if err != nil || len(keys) == 0 {
+		return 0
+	}
+	n, _ := w.rdb.MemoryUsage(ctx, keys[0]).Result()
+	return n
 }
 
 func (w *world) throughput(ctx context.Context, latency time.Duration, n int) (throughputResult, error) {
@@ -393,6 +431,8 @@ func (w *world) throughput(ctx context.Context, latency time.Duration, n int) (t
 		ids[id] = time.Now()
 	}
 	cpu0 := workersCPU(ws)
+	hu0, hs0 := procCPU(os.Getpid())
+	rcpu0, rcmd0 := w.redisStats(ctx)
 	start := time.Now()
 	if err := w.insp.UnpauseQueue("default"); err != nil {
 		stopWorkers(ws)
@@ -411,6 +451,10 @@ func (w *world) throughput(ctx context.Context, latency time.Duration, n int) (t
 	}
 	r.rate = float64(n) / last.Sub(start).Seconds()
 	r.cpuMS = (workersCPU(ws) - cpu0) / float64(n)
+	hu, hs := procCPU(os.Getpid())
+	rcpu, rcmd := w.redisStats(ctx)
+	r.harnessMS, r.redisMS, r.redisCmds = (hu+hs-hu0-hs0)/float64(n), (rcpu-rcpu0)/float64(n), (rcmd-rcmd0)/float64(n)
+	r.mappingBytes = w.mappingBytes(ctx)
 	r.p50, r.p99, err = w.latency(ctx, r.rate/2, n/4)
 	_, r.rssMiB = stopWorkers(ws)
 	return r, err
