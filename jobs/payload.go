@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -498,6 +499,10 @@ func validateAttachments(atts []Attachment) error {
 			return perr(field+".filename", `must not contain / or \ or NUL (a name, not a path)`)
 		case a.Filename == "." || a.Filename == "..":
 			return perr(field+".filename", "%s is not a file name", quote(a.Filename))
+		case strings.IndexFunc(a.Filename, unicode.IsControl) >= 0 || !utf8.ValidString(a.Filename):
+			// The page's ri:filename and the multipart header would drop
+			// different characters, and the image would point nowhere.
+			return perr(field+".filename", "%s contains control characters or invalid UTF-8", quote(a.Filename))
 		}
 		// Confluence matches attachment names case-insensitively, so two
 		// that differ only in case would overwrite each other.

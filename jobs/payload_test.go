@@ -139,6 +139,7 @@ func TestPayloadValidationRules(t *testing.T) {
 		{"filename missing", retro(func(m map[string]any) { delete(payloadAtt(m, 1), "filename") }), "attachments[1].filename", "required"},
 		{"filename slash", retro(func(m map[string]any) { payloadAtt(m, 1)["filename"] = "a/b.png" }), "attachments[1].filename", `must not contain / or \`},
 		{"filename backslash", retro(func(m map[string]any) { payloadAtt(m, 1)["filename"] = `a\b.png` }), "attachments[1].filename", "must not contain"},
+		{"filename newline", retro(func(m map[string]any) { payloadAtt(m, 1)["filename"] = "a\nb.png" }), "attachments[1].filename", "control characters"},
 		{"filename NUL", retro(func(m map[string]any) { payloadAtt(m, 1)["filename"] = "a\x00b" }), "attachments[1].filename", "NUL"},
 		{"filename dotdot", retro(func(m map[string]any) { payloadAtt(m, 1)["filename"] = ".." }), "attachments[1].filename", "not a file name"},
 		{"filename long", retro(func(m map[string]any) { payloadAtt(m, 1)["filename"] = strings.Repeat("a", 256) }), "attachments[1].filename", "at most 255"},
