@@ -177,6 +177,19 @@ func TestDemoOnce(t *testing.T) {
 			t.Fatalf("demo output lacks %q:\n%s", w, out)
 		}
 	}
+	// The sample retrospective carries exactly its PDF and its PNG.
+	after := out[strings.Index(out, `"Sprint 42 Retrospective"`):]
+	lines := strings.Split(after, "\n")[1:]
+	n := 0
+	for _, l := range lines {
+		if !strings.Contains(l, "[att") {
+			break
+		}
+		n++
+	}
+	if n != 2 {
+		t.Fatalf("sample retrospective shows %d attachments, want 2:\n%s", n, out)
+	}
 }
 
 // The operator and meeting-service paths through the real binaries:

@@ -181,12 +181,12 @@ func randomHex(n int) string {
 }
 
 // sampleCSV is the raw vote export the sample retrospective attaches by url.
-var sampleCSV = []byte("section,item,votes\nWent well,CI is faster,4\nTo improve,Pager noise at night,5\n")
+var sampleCSV = []byte("dimension,score,previous\nSpeed,3.4,3.1\nFun,2.5,4\n")
 
 // serveSampleFiles stands in for the meeting service's file store.
 func serveSampleFiles() *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/raw-votes.csv" {
+		if r.URL.Path != "/raw-scores.csv" {
 			http.NotFound(w, r)
 			return
 		}
@@ -230,8 +230,6 @@ func samplePayloads(filesURL string) []*jobs.PublishPayload {
 			Attachments: []jobs.Attachment{
 				{Filename: "sprint-42.pdf", ContentType: "application/pdf", DataBase64: base64.StdEncoding.EncodeToString(samplePDF)},
 				{Filename: "votes.png", ContentType: "image/png", DataBase64: base64.StdEncoding.EncodeToString(barChart([]float64{4, 3, 3, 2, 1, 5, 2, 1}, 5))},
-				{Filename: "raw-votes.csv", ContentType: "text/csv", URL: filesURL + "/raw-votes.csv",
-					SHA256: hex.EncodeToString(csvSum[:]), Size: int64(len(sampleCSV))},
 			},
 		},
 		{
@@ -252,6 +250,9 @@ func samplePayloads(filesURL string) []*jobs.PublishPayload {
 			Target: jobs.Target{SpaceKey: "ENG"},
 			Attachments: []jobs.Attachment{
 				{Filename: "scores.png", ContentType: "image/png", DataBase64: base64.StdEncoding.EncodeToString(barChart([]float64{3.4, 2.5, 3, 4.2}, 5))},
+				// By url, streamed from the in-process file server.
+				{Filename: "raw-scores.csv", ContentType: "text/csv", URL: filesURL + "/raw-scores.csv",
+					SHA256: hex.EncodeToString(csvSum[:]), Size: int64(len(sampleCSV))},
 			},
 		},
 	}
