@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -40,6 +41,29 @@ type HTTPOption func(*egress)
 // (CONFLUENCE_ALLOW_CIDRS). Plain http is allowed only to them.
 func AllowCIDRs(nets ...*net.IPNet) HTTPOption {
 	return func(e *egress) { e.allow = append(e.allow, nets...) }
+}
+
+// TrustOrigins exempts the operator's own endpoints (ATLASSIAN_API_URL,
+// ATLASSIAN_AUTH_URL: scheme://host[:port]) from the address checks: they
+// come from configuration, not from a customer, so they may be internal
+// (a test gateway, a regional relay). Customer base URLs never are.
+func TrustOrigins(origins ...string) HTTPOption {
+	return func(e *egress) {
+		for _, o := range origins {
+			if u, err := url.Parse(o); err == nil && u.Host != "" {
+				e.trusted = append(e.trusted, originKey(u))
+			}
+		}
+	}
+}
+
+// originKey is scheme://host:port with the default port made explicit.
+func originKey(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // ViaProxy sends every request through the proxy at u (EGRESS_PROXY_URL:
@@ -89,12 +113,27 @@ func origin(u *url.URL) string { return u.Scheme + "://" + u.Host }
 // egress is the policy: which networks are allowed, and the proxy.
 type egress struct {
 	allow    []*net.IPNet
+	trusted  []string // origins exempt from the checks (TrustOrigins)
 	proxy    *url.URL
 	resolver *net.Resolver
 }
 
-// plainHTTPKey marks a dial made for a plain-http request.
-type plainHTTPKey struct{}
+// plainHTTPKey marks a dial made for a plain-http request; trustedKey one
+// made for a trusted origin.
+type (
+	plainHTTPKey struct{}
+	trustedKey   struct{}
+)
+
+func (e *egress) trusts(u *url.URL) bool {
+	k := originKey(u)
+	for _, t := range e.trusted {
+		if t == k {
+			return true
+		}
+	}
+	return false
+}
 
 // control runs after DNS, before connect: address is the IP about to be dialed.
 func (e *egress) control(ctx context.Context, _, address string, _ syscall.RawConn) error {
@@ -102,12 +141,18 @@ func (e *egress) control(ctx context.Context, _, address string, _ syscall.RawCo
 	if err != nil {
 		return &EgressError{Kind: "unparsable"}
 	}
+	if trusted, _ := ctx.Value(trustedKey{}).(bool); trusted {
+		return nil
+	}
 	plain, _ := ctx.Value(plainHTTPKey{}).(bool)
 	return e.check(ap.Addr(), plain)
 }
 
 // proxyFor checks the target of a request and names the proxy for it.
 func (e *egress) proxyFor(req *http.Request) (*url.URL, error) {
+	if e.trusts(req.URL) {
+		return e.proxy, nil
+	}
 	host := req.URL.Hostname()
 	plain := req.URL.Scheme == "http"
 	if a, err := netip.ParseAddr(host); err == nil {
@@ -196,7 +241,10 @@ type egressTransport struct {
 }
 
 func (t *egressTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme == "http" {
+	switch {
+	case t.policy.trusts(req.URL):
+		req = req.WithContext(context.WithValue(req.Context(), trustedKey{}, true))
+	case req.URL.Scheme == "http":
 		req = req.WithContext(context.WithValue(req.Context(), plainHTTPKey{}, true))
 	}
 	return t.base.RoundTrip(req)

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestInternalKind(t *testing.T) {
@@ -177,5 +179,25 @@ func BenchmarkEgressCheck(b *testing.B) {
 	a := netip.MustParseAddr("93.184.216.34")
 	for b.Loop() {
 		_ = e.check(a, false)
+	}
+}
+
+// The operator's own endpoints pass the address checks; any other origin
+// on the same internal address does not.
+func TestTrustedOriginsOnly(t *testing.T) {
+	trusted := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer trusted.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer other.Close()
+	hc := NewHTTPClient(5*time.Second, 2, TrustOrigins(trusted.URL+"/"))
+	resp, err := hc.Get(trusted.URL + "/oauth/token/accessible-resources")
+	if err != nil {
+		t.Fatalf("trusted origin refused: %v", err)
+	}
+	resp.Body.Close()
+	_, err = hc.Get(other.URL)
+	var ee *EgressError
+	if !errors.As(err, &ee) {
+		t.Fatalf("untrusted loopback origin: %v, want EgressError", err)
 	}
 }

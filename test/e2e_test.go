@@ -308,3 +308,14 @@ func TestSIGKILLBetweenPageAndAttachments(t *testing.T) {
 		}
 	}
 }
+
+// The Atlassian endpoints come from the operator's configuration, so a
+// Cloud worker reaches a gateway on loopback without CONFLUENCE_ALLOW_CIDRS;
+// that variable is for customers' Server/Data Center addresses.
+func TestCloudGatewayOnLoopbackNeedsNoAllowCIDRs(t *testing.T) {
+	e := newEnv(t)
+	e.procEnv = append(e.procEnv, "CONFLUENCE_ALLOW_CIDRS=")
+	e.start("worker", "")
+	e.publish(retro("no-cidrs", 1, 1))
+	e.onePage("Retro no-cidrs")
+}

@@ -93,7 +93,12 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 // shares: the egress policy (CONFLUENCE_ALLOW_CIDRS, EGRESS_PROXY_URL) and
 // a connection pool sized for the worker's concurrency.
 func newHTTPClient(cfg *config.Config) *http.Client {
-	opts := []confluence.HTTPOption{confluence.AllowCIDRs(cfg.ConfluenceAllowCIDRs...)}
+	opts := []confluence.HTTPOption{
+		confluence.AllowCIDRs(cfg.ConfluenceAllowCIDRs...),
+		// The Atlassian endpoints are the operator's configuration, not a
+		// customer's input: they pass whatever address they have.
+		confluence.TrustOrigins(cfg.AtlassianAPIURL, cfg.AtlassianAuthURL),
+	}
 	if cfg.EgressProxyURL != "" {
 		// config.Load has checked it is an absolute http(s)/socks5 URL.
 		if u, err := url.Parse(cfg.EgressProxyURL); err == nil {

@@ -395,13 +395,8 @@ func (s *Server) createPage(w http.ResponseWriter, c *call) {
 		writeV2Error(w, http.StatusBadRequest, "parentId must not be provided when root-level is true")
 		return
 	}
-	body, err := pw.Body.storageValue()
-	if err != nil {
-		writeV2Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err := checkStorage(body); err != nil {
-		writeV2Error(w, http.StatusBadRequest, err.Error())
+	body, ok := storageBody(w, pw)
+	if !ok {
 		return
 	}
 
@@ -503,13 +498,8 @@ func (s *Server) updatePage(w http.ResponseWriter, c *call) {
 		writeV2Error(w, http.StatusBadRequest, "Title cannot exceed 255 characters")
 		return
 	}
-	body, err := pw.Body.storageValue()
-	if err != nil {
-		writeV2Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err := checkStorage(body); err != nil {
-		writeV2Error(w, http.StatusBadRequest, err.Error())
+	body, ok := storageBody(w, pw)
+	if !ok {
 		return
 	}
 
@@ -586,4 +576,18 @@ func (s *Server) deletePage(w http.ResponseWriter, c *call) {
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// storageBody takes the storage value of a page write and checks it is
+// well-formed; on failure it has answered 400, as Confluence does.
+func storageBody(w http.ResponseWriter, pw *pageWrite) (string, bool) {
+	body, err := pw.Body.storageValue()
+	if err == nil {
+		err = checkStorage(body)
+	}
+	if err != nil {
+		writeV2Error(w, http.StatusBadRequest, err.Error())
+		return "", false
+	}
+	return body, true
 }
