@@ -26,11 +26,16 @@ import (
 // tests therefore wait minutes, run in parallel with each other, and are
 // skipped under -short.
 
-// aofRedis is a test-owned redis-server that persists every write before
+// aofRedisEnv starts a test-owned redis-server that persists every write before
 // answering it (appendfsync always): a SIGKILL then loses nothing Redis
 // acknowledged, so whatever goes missing is ours to explain.
-func aofRedis(t *testing.T, port int) *redisServer {
-	return startRedisServer(t, port, "--appendonly", "yes", "--appendfsync", "always")
+//
+// The test's world then lives on it (see useRedis).
+func aofRedisEnv(t *testing.T, port int) (*redisServer, *env) {
+	rs := startRedisServer(t, port, "--appendonly", "yes", "--appendfsync", "always")
+	e := newEnv(t)
+	e.useRedis(rs)
+	return rs, e
 }
 
 func (rs *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", rs.port) }
@@ -133,9 +138,7 @@ func TestRedisRestartMidRunLosesNothing(t *testing.T) {
 		t.Skip("kills and restarts a redis-server under two worker processes; recovery waits for asynq's lease recovery")
 	}
 	t.Parallel()
-	rs := aofRedis(t, 6442)
-	e := newEnv(t)
-	e.useRedis(rs)
+	rs, e := aofRedisEnv(t, 6442)
 	const reports, files = 30, 2
 	ids := e.enqueueAttached("restart", reports, files)
 	// A slow fleet-wide rate stretches the run so the kill lands mid-way.
@@ -172,9 +175,7 @@ func TestRedisOutageWhileTasksFinishLosesNothing(t *testing.T) {
 		t.Skip("keeps Redis down 5 s and waits for asynq's lease recovery to run the interrupted tasks again")
 	}
 	t.Parallel()
-	rs := aofRedis(t, 6443)
-	e := newEnv(t)
-	e.useRedis(rs)
+	rs, e := aofRedisEnv(t, 6443)
 	const reports, files = 8, 2
 	hold := e.fake.HoldNext("POST", regexp.MustCompile(`/child/attachment$`))
 	ids := e.enqueueAttached("outage", reports, files)
@@ -194,7 +195,4 @@ func TestRedisOutageWhileTasksFinishLosesNothing(t *testing.T) {
 	e.waitCompleted("default", ids, 4*time.Minute)
 	e.intact("outage", reports, files)
 	t.Logf("%d of %d tasks ran again after the outage", e.reran("default", ids), reports)
-	if n := e.completed("default", ids); n != reports {
-		t.Fatalf("%d of %d tasks completed", n, reports)
-	}
 }
