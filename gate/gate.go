@@ -139,7 +139,7 @@ func (g *Gate) admit(ctx context.Context, in *instance, method, member string) (
 	waited := time.Duration(0)
 	for {
 		res, err := admitScript.Run(ctx, g.rdb, keys,
-			g.cfg.Rate, g.cfg.Burst, g.cfg.MaxInflight, member, (g.cfg.RequestTimeout + 5*time.Second).Milliseconds(),
+			g.cfg.Rate, admittedBurst(g.cfg.Rate, g.cfg.Burst), g.cfg.MaxInflight, member, (g.cfg.RequestTimeout + 5*time.Second).Milliseconds(),
 			limit, cost, share(ctx), g.cfg.Probes, (g.cfg.RequestTimeout + 5*time.Second).Milliseconds()).Int64Slice()
 		if err != nil {
 			return false, fmt.Errorf("gate: admit %s: %w", in.name, err)
@@ -164,6 +164,20 @@ func (g *Gate) admit(ctx context.Context, in *instance, method, member string) (
 		}
 		waited += wait
 	}
+}
+
+// admittedBurst is the part of the configured burst the fleet spends.
+// The GCRA admits a request a moment before it reaches Confluence, and
+// that moment varies (a Redis round trip, the Go scheduler, a connection
+// from the pool) by tens of milliseconds on a busy host; requests admitted
+// evenly can arrive bunched by up to rate × that spread. A server whose
+// token bucket has the same rate and burst would answer those with 429,
+// and each 429 quiets the instance for a whole Retry-After. So the fleet
+// leaves 100 ms worth of requests of the burst unused, at most a quarter
+// of it, and the server's bucket keeps that much slack.
+func admittedBurst(rate, burst int) int {
+	reserve := min((rate+9)/10, burst/4)
+	return max(burst-reserve, 1)
 }
 
 // share is the part of the hourly budget a task's queue may spend: low

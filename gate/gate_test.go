@@ -198,3 +198,13 @@ func TestReadQuota(t *testing.T) {
 		t.Fatalf("%+v", q)
 	}
 }
+
+func TestAdmittedBurstLeavesSlackForArrivalJitter(t *testing.T) {
+	for _, c := range []struct{ rate, burst, want int }{
+		{20, 40, 38}, {20, 20, 18}, {100, 100, 90}, {1, 3, 3}, {5, 1, 1}, {0, 0, 1}, {200, 40, 30},
+	} {
+		if got := admittedBurst(c.rate, c.burst); got != c.want {
+			t.Errorf("admittedBurst(%d, %d) = %d, want %d", c.rate, c.burst, got, c.want)
+		}
+	}
+}
