@@ -281,12 +281,16 @@ func TestSIGKILLBetweenPageAndAttachments(t *testing.T) {
 		runs[i].task = e.enqueue(p).TaskID
 	}
 	w1 := e.start("worker", "")
+	// The Server backends share one fake, so a hold may be taken by another
+	// backend's upload: wait for all of them, then every page exists.
 	for _, r := range runs {
 		select {
 		case <-r.hold.Arrived:
 		case <-time.After(60 * time.Second):
 			t.Fatalf("%s: attachment upload never started", r.b.name)
 		}
+	}
+	for _, r := range runs {
 		onePageIn(t, r.fake, r.title) // the page exists before the kill
 	}
 	if err := w1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
