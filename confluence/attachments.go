@@ -134,12 +134,13 @@ func writeMultipart(mw *multipart.Writer, files []Upload) error {
 		}
 		rc, err := f.Open()
 		if err != nil {
-			return fmt.Errorf("open %s: %w", f.Filename, err)
+			return &SourceError{Filename: f.Filename, Err: err}
 		}
-		_, err = io.Copy(part, rc)
+		// Read errors are the source's; write errors mean the request died.
+		_, err = io.Copy(part, sourceReader{rc, f.Filename})
 		rc.Close()
 		if err != nil {
-			return fmt.Errorf("read %s: %w", f.Filename, err)
+			return err
 		}
 	}
 	for _, f := range files {
@@ -158,6 +159,20 @@ func writeMultipart(mw *multipart.Writer, files []Upload) error {
 		return err
 	}
 	return mw.Close()
+}
+
+// sourceReader marks its read errors as the source's.
+type sourceReader struct {
+	r    io.Reader
+	name string
+}
+
+func (s sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &SourceError{Filename: s.name, Err: err}
+	}
+	return n, err
 }
 
 var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", "", "\n", "")

@@ -3,6 +3,7 @@ package confluence
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -170,5 +171,28 @@ func TestAttachmentAnswerShapes(t *testing.T) {
 		if err != nil || len(got) != 1 || got[0].ID != "att9" {
 			t.Errorf("%s: %+v %v", body, got, err)
 		}
+	}
+}
+
+type failingSource struct{ sent bool }
+
+func (f *failingSource) Read(p []byte) (int, error) {
+	if !f.sent {
+		f.sent = true
+		return copy(p, "partial"), nil
+	}
+	return 0, errors.New("file server went away")
+}
+func (f *failingSource) Close() error { return nil }
+
+// A source failing mid-upload is the source's error, not Confluence's: it
+// must not look like a transport error (which trips breakers).
+func TestUploadSourceFailureIsNotATransportError(t *testing.T) {
+	c, _ := testClient(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) })
+	_, err := c.AddAttachments(context.Background(), "1", []Upload{{Filename: "a.pdf",
+		Open: func() (io.ReadCloser, error) { return &failingSource{}, nil }}})
+	var se *SourceError
+	if !errors.As(err, &se) || errors.Is(err, ErrTransport) || se.Filename != "a.pdf" {
+		t.Fatalf("%v (%T), want a SourceError for a.pdf", err, err)
 	}
 }

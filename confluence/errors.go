@@ -112,6 +112,19 @@ func (e *TransportError) Error() string {
 func (e *TransportError) Is(target error) bool { return target == ErrTransport }
 func (e *TransportError) Unwrap() error        { return e.Err }
 
+// SourceError is an upload whose own source failed while it was read (the
+// file server went away, the bytes did not match their hash). Confluence is
+// not at fault, so it is not a *TransportError and trips no breaker.
+type SourceError struct {
+	Filename string
+	Err      error
+}
+
+func (e *SourceError) Error() string {
+	return fmt.Sprintf("attachment %s: reading its source: %v", e.Filename, e.Err)
+}
+func (e *SourceError) Unwrap() error { return e.Err }
+
 // NotAllowedError is a call refused before the network because it is not
 // one of the calls retropub may make.
 type NotAllowedError struct{ Method, Path string }

@@ -365,8 +365,11 @@ func sendError(r request, u *url.URL, err error) error {
 		eg *EgressError
 		rd *RedirectError
 		cv *tls.CertificateVerificationError
+		se *SourceError
 	)
 	switch {
+	case errors.As(err, &se):
+		return se
 	case errors.As(err, &eg):
 		c := *eg
 		c.URL = origin(u)

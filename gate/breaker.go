@@ -116,9 +116,13 @@ func isFailure(err error) bool {
 // isExcluded is neither success nor failure: 429s (the cooldown handles
 // them), our own cancellations and refusals.
 func isExcluded(err error) bool {
-	var rl *confluence.RateLimitError
+	var (
+		rl *confluence.RateLimitError
+		se *confluence.SourceError
+	)
 	if errors.As(err, &rl) && rl.Resp.StatusCode == 429 {
 		return true
 	}
-	return errors.Is(err, context.Canceled) || errors.Is(err, errRefused)
+	// A customer's file source failing mid-upload says nothing of Confluence.
+	return errors.Is(err, context.Canceled) || errors.Is(err, errRefused) || errors.As(err, &se)
 }
