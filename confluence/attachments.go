@@ -108,7 +108,7 @@ func (c *Client) upload(ctx context.Context, path string, files []Upload) ([]Att
 	}
 	var raw json.RawMessage
 	err := c.do(ctx, request{
-		method: "POST", path: path, body: body,
+		method: "POST", path: path, body: body, streamed: true,
 		contentType: "multipart/form-data; boundary=" + boundary,
 		// Confluence's XSRF guard for multipart; "nocheck" is deprecated.
 		header: http.Header{"X-Atlassian-Token": {"no-check"}},

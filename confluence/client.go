@@ -147,6 +147,9 @@ type request struct {
 	body        func() io.ReadCloser // called once per send, so a request can be repeated
 	contentType string
 	header      http.Header
+	// streamed bodies (uploads) may take longer than CONFLUENCE_TIMEOUT:
+	// they are bounded by the caller's context (the task's timeout) instead.
+	streamed bool
 }
 
 func jsonBody(v any) (func() io.ReadCloser, error) {
@@ -234,7 +237,13 @@ func (c *Client) send(ctx context.Context, r request, route string) (*http.Respo
 	}
 	c.calls.Add(1)
 	start := time.Now()
-	resp, err := c.http.Do(req)
+	hc := c.http
+	if r.streamed && hc.Timeout > 0 {
+		long := *hc
+		long.Timeout = 0
+		hc = &long
+	}
+	resp, err := hc.Do(req)
 	o := Outcome{Instance: c.instance, Method: r.method, Route: route}
 	switch {
 	case err != nil && ctx.Err() != nil:

@@ -196,3 +196,23 @@ func TestUploadSourceFailureIsNotATransportError(t *testing.T) {
 		t.Fatalf("%v (%T), want a SourceError for a.pdf", err, err)
 	}
 }
+
+// An upload is not cut off by the per-request timeout (a large file takes
+// longer); it is bounded by the caller's context.
+func TestUploadOutlivesRequestTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(300 * time.Millisecond)
+		w.Write([]byte(`{"results":[{"id":"att1","title":"a.pdf"}]}`))
+	}))
+	defer srv.Close()
+	_, lo, _ := net.ParseCIDR("127.0.0.0/8")
+	c, _ := NewCloud(srv.URL, "c", WithAuthorizer(BearerToken("t")),
+		WithHTTPClient(NewHTTPClient(100*time.Millisecond, 2, AllowCIDRs(lo))))
+	if _, err := c.AddAttachments(context.Background(), "1", []Upload{BytesUpload("a.pdf", "application/pdf", "", []byte("x"))}); err != nil {
+		t.Fatalf("upload cut off: %v", err)
+	}
+	if _, err := c.SpaceByKey(context.Background(), "ENG"); !errors.Is(err, ErrTransport) {
+		t.Fatalf("a plain request should still time out: %v", err)
+	}
+}
