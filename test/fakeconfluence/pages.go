@@ -81,6 +81,24 @@ func splitList(v string) []string {
 }
 
 // int64List parses a comma list of ids; the spec types them int64.
+// v2ListQuery reads a v2 list request's paging and its int64 id lists; on
+// a bad value it has answered 400, as Confluence does.
+func v2ListQuery(w http.ResponseWriter, q url.Values, idParams ...string) (listParams, []map[string]bool, bool) {
+	lp, err := parseList(q)
+	lists := make([]map[string]bool, len(idParams))
+	for i, name := range idParams {
+		if err != nil {
+			break
+		}
+		lists[i], err = int64List(q, name)
+	}
+	if err != nil {
+		writeV2Error(w, http.StatusBadRequest, err.Error())
+		return lp, nil, false
+	}
+	return lp, lists, true
+}
+
 func int64List(q url.Values, name string) (map[string]bool, error) {
 	var vals []string
 	for _, v := range q[name] {
@@ -101,16 +119,11 @@ func int64List(q url.Values, name string) (map[string]bool, error) {
 
 func (s *Server) getSpaces(w http.ResponseWriter, c *call) {
 	q := c.r.URL.Query()
-	lp, err := parseList(q)
-	if err != nil {
-		writeV2Error(w, http.StatusBadRequest, err.Error())
+	lp, lists, ok := v2ListQuery(w, q, "ids")
+	if !ok {
 		return
 	}
-	ids, err := int64List(q, "ids")
-	if err != nil {
-		writeV2Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
+	ids := lists[0]
 	keys := map[string]bool{}
 	for _, v := range q["keys"] {
 		for _, k := range splitList(v) {
@@ -149,21 +162,11 @@ var pageStatuses = map[string]bool{"current": true, "archived": true, "deleted":
 
 func (s *Server) getPages(w http.ResponseWriter, c *call) {
 	q := c.r.URL.Query()
-	lp, err := parseList(q)
-	if err != nil {
-		writeV2Error(w, http.StatusBadRequest, err.Error())
+	lp, lists, ok := v2ListQuery(w, q, "id", "space-id")
+	if !ok {
 		return
 	}
-	ids, err := int64List(q, "id")
-	if err != nil {
-		writeV2Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	spaceIDs, err := int64List(q, "space-id")
-	if err != nil {
-		writeV2Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
+	ids, spaceIDs := lists[0], lists[1]
 	statuses := map[string]bool{"current": true, "archived": true}
 	if vs := q["status"]; len(vs) > 0 {
 		statuses = map[string]bool{}
