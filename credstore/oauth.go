@@ -47,7 +47,7 @@ type OAuthConfig struct {
 	ClientSecret string
 	AuthURL      string       // ATLASSIAN_AUTH_URL: /authorize and /oauth/token
 	APIURL       string       // ATLASSIAN_API_URL: /oauth/token/accessible-resources
-	HTTPClient   *http.Client // shared, pooled; nil means http.DefaultClient
+	HTTPClient   *http.Client // shared, pooled; nil: a client that follows no redirect
 }
 
 func (c OAuthConfig) config(redirectURL string, scopes []string) *oauth2.Config {
@@ -67,7 +67,15 @@ func (c OAuthConfig) httpClient() *http.Client {
 	if c.HTTPClient != nil {
 		return c.HTTPClient
 	}
-	return http.DefaultClient
+	return noRedirects
+}
+
+// noRedirects is the default client: a token endpoint that redirects gets
+// no code, client secret or refresh token re-sent elsewhere (the worker
+// passes its egress client, which follows no redirect either).
+var noRedirects = &http.Client{
+	Timeout:       refreshTimeout,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
 // oauthContext is the context x/oauth2 keeps for its token calls: never a
