@@ -14,6 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
+
+	"retropub/internal/rediskeys"
 )
 
 // OAuth 2.0 (3LO) for Confluence Cloud (confluence-api.md §3.1). Atlassian
@@ -387,7 +389,7 @@ type refreshLock struct {
 	owner string
 }
 
-func refreshLockKey(id string) string { return recordPrefix + id + ":refresh-lock" }
+func refreshLockKey(id string) string { return rediskeys.RefreshLock(id) }
 
 // lock returns nil, nil when another worker holds the lock.
 func (t *Tokens) lock(ctx context.Context, id string) (*refreshLock, error) {
