@@ -41,6 +41,10 @@ type Outcome struct {
 	Header                  http.Header
 	Err                     error // the typed error the caller receives, nil on 2xx
 	Duration                time.Duration
+	// AnswerTooLarge marks a second report for a request already
+	// observed: its 2xx answer passed the bound (WithMaxAnswerBytes) while
+	// it was read. Observers count it apart from requests.
+	AnswerTooLarge bool
 }
 
 // Observer sees every request's outcome (metrics, logs).
@@ -81,7 +85,10 @@ type conn struct {
 	gate     Gate
 	observe  Observer
 	retry    retryPolicy
+	redirect redirectHint // whose address it is when an answer redirects
 	calls    atomic.Int64
+	// maxAnswer bounds a decoded answer (WithMaxAnswerBytes).
+	maxAnswer int64
 }
 
 // Option configures a Client.
@@ -117,7 +124,7 @@ func NewCloud(apiURL, cloudID string, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("confluence: invalid API URL %q", apiURL)
 	}
 	c := &Client{}
-	c.base, c.instance, c.v1, c.allowed = base, "cloud:"+cloudID, "/wiki/rest/api", cloudRoutes
+	c.base, c.instance, c.v1, c.allowed, c.redirect = base, "cloud:"+cloudID, "/wiki/rest/api", cloudRoutes, cloudRedirect
 	c.api = &cloud{conn: &c.conn}
 	if err := c.apply(opts); err != nil {
 		return nil, err
@@ -133,6 +140,9 @@ func (c *Client) apply(opts []Option) error {
 	}
 	if c.http == nil {
 		c.http = NewHTTPClient(30*time.Second, 16)
+	}
+	if c.maxAnswer <= 0 {
+		c.maxAnswer = DefaultMaxAnswerBytes
 	}
 	if c.caPEM != "" {
 		hc, err := clientWithCA(c.http, c.caPEM)
@@ -191,10 +201,11 @@ func (c *conn) do(ctx context.Context, r request, out any) error {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil && !errors.Is(err, io.EOF) {
-		return &TransportError{Method: r.method, Path: r.path, Err: fmt.Errorf("decode answer: %w", err)}
+	err = decodeAnswer(r, resp.Body, c.maxAnswer, out)
+	if errors.Is(err, ErrAnswerTooLarge) && c.observe != nil {
+		c.observe(Outcome{Instance: c.instance, Method: r.method, Route: route, StatusCode: resp.StatusCode, Err: err, AnswerTooLarge: true})
 	}
-	return nil
+	return err
 }
 
 // send makes one attempt; a non-2xx answer comes back as an error with the
@@ -253,7 +264,10 @@ func (c *conn) send(ctx context.Context, r request, route string) (*http.Respons
 		err = sendError(r, &u, err)
 	default:
 		o.StatusCode, o.Header = resp.StatusCode, resp.Header
-		if err = checkResponse(r, resp, c.retry.clock.Now()); err != nil {
+		if err = redirectError(r, resp, c.redirect); err == nil {
+			err = checkResponse(r, resp, c.retry.clock.Now())
+		}
+		if err != nil {
 			resp.Body.Close()
 		}
 	}

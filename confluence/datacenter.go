@@ -30,7 +30,7 @@ func NewServer(baseURL string, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{}
-	c.base, c.instance, c.v1, c.allowed = base, "server:"+base.Host+base.Path, "/rest/api", serverRoutes
+	c.base, c.instance, c.v1, c.allowed, c.redirect = base, "server:"+base.Host+base.Path, "/rest/api", serverRoutes, dataCenterRedirect
 	c.api = &dataCenter{conn: &c.conn}
 	if err := c.apply(opts); err != nil {
 		return nil, err

@@ -21,9 +21,11 @@
 // happened), *NotFoundError (a look-up answered without a match; also
 // ErrNotFound), *InvalidIDError (an id that is not what the API documents,
 // as an argument or in an answer), *InputError (an argument refused before
-// sending), *NotAllowedError, and the refusals nothing was sent for:
-// *EgressError and *RedirectError (ErrEgressRefused), *CertificateError
-// (ErrCertificate).
+// sending), *NotAllowedError, and the refusals nothing more was sent for:
+// *EgressError and *RedirectError (ErrEgressRefused; a 3xx answer, never
+// followed, is also ErrRedirected), *CertificateError (ErrCertificate), and
+// *AnswerTooLargeError (ErrAnswerTooLarge: a 2xx answer past the bound,
+// WithMaxAnswerBytes).
 //
 // The client repeats a request itself only as its retry policy says
 // (retry.go): a GET that lost its connection or met a 5xx without
