@@ -35,6 +35,8 @@ type Metrics struct {
 	deferrals   *prometheus.CounterVec
 	points      *prometheus.CounterVec
 	tooLarge    *prometheus.CounterVec
+
+	collectors []prometheus.Collector // everything registered, for Names
 }
 
 // New registers retropub's series, Go and process series, and, when insp
@@ -81,12 +83,13 @@ func New(insp *asynq.Inspector) *Metrics {
 			Help: "Confluence answers abandoned because they passed the answer bound (a hostile or broken server), by instance kind and endpoint.",
 		}, []string{"kind", "endpoint"}),
 	}
-	m.reg.MustRegister(m.publishes, m.setupTasks, m.requests, m.latency, m.breakers, m.transitions, m.deferrals, m.points, m.tooLarge,
+	m.mustRegister(m.publishes, m.setupTasks, m.requests, m.latency, m.breakers, m.transitions, m.deferrals, m.points, m.tooLarge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if insp != nil {
-		m.reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
+		m.mustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
 	}
 	m.zero()
+	m.zeroOutcomes()
 	return m
 }
 
