@@ -23,6 +23,7 @@ import (
 	"retropub/confluence"
 	"retropub/credstore"
 	"retropub/jobs"
+	"retropub/outcomes"
 	"retropub/test/fakeconfluence"
 )
 
@@ -169,6 +170,7 @@ func (e *env) startWorker(concurrency int) *asynq.Server {
 		// Attachment sources in tests are httptest servers on loopback.
 		AttachmentURLHosts: []string{"127.0.0.1"}, AttachmentMaxBytes: e.maxAttachment,
 		Downloads: jobs.NewDownloadClient(30 * time.Second),
+		Outcomes:  &outcomes.Recorder{Redis: e.rdb},
 	})
 	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{
 		Concurrency:              concurrency,

@@ -34,6 +34,7 @@ type Metrics struct {
 	transitions *prometheus.CounterVec
 	deferrals   *prometheus.CounterVec
 	points      *prometheus.CounterVec
+	out         outcomeSeries
 }
 
 // New registers retropub's series, Go and process series, and, when insp
@@ -76,6 +77,8 @@ func New(insp *asynq.Inspector) *Metrics {
 			Help: "Atlassian rate-limit points spent by this process (a write costs 1, a GET 1 plus 1 per object returned).",
 		}, []string{"kind"}),
 	}
+	m.out = newOutcomeSeries()
+	m.reg.MustRegister(m.out.collectors()...)
 	m.reg.MustRegister(m.publishes, m.setupTasks, m.requests, m.latency, m.breakers, m.transitions, m.deferrals, m.points,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if insp != nil {
