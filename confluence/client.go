@@ -42,6 +42,10 @@ type Outcome struct {
 	Header                  http.Header
 	Err                     error // the typed error the caller receives, nil on 2xx
 	Duration                time.Duration
+	// AnswerTooLarge marks a second report for a request already
+	// observed: its 2xx answer passed the bound (WithMaxAnswerBytes) while
+	// it was read. Observers count it apart from requests.
+	AnswerTooLarge bool
 }
 
 // Observer sees every request's outcome (metrics, logs).
@@ -71,6 +75,8 @@ type Client struct {
 	gate     Gate
 	observe  Observer
 	calls    atomic.Int64
+	// maxAnswer bounds a decoded answer (WithMaxAnswerBytes).
+	maxAnswer int64
 }
 
 // Option configures a Client.
@@ -119,6 +125,9 @@ func (c *Client) apply(opts []Option) error {
 	}
 	if c.http == nil {
 		c.http = NewHTTPClient(30*time.Second, 16)
+	}
+	if c.maxAnswer <= 0 {
+		c.maxAnswer = DefaultMaxAnswerBytes
 	}
 	if c.caPEM != "" {
 		hc, err := clientWithCA(c.http, c.caPEM)
@@ -184,10 +193,11 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil && !errors.Is(err, io.EOF) {
-		return &TransportError{Method: r.method, Path: r.path, Err: fmt.Errorf("decode answer: %w", err)}
+	err = decodeAnswer(r, resp.Body, c.maxAnswer, out)
+	if errors.Is(err, ErrAnswerTooLarge) && c.observe != nil {
+		c.observe(Outcome{Instance: c.instance, Method: r.method, Route: route, StatusCode: resp.StatusCode, Err: err, AnswerTooLarge: true})
 	}
-	return nil
+	return err
 }
 
 // scopeMismatch: a refresh cannot add scopes, so it is not tried.
@@ -252,7 +262,10 @@ func (c *Client) send(ctx context.Context, r request, route string) (*http.Respo
 		err = sendError(r, &u, err)
 	default:
 		o.StatusCode, o.Header = resp.StatusCode, resp.Header
-		if err = checkResponse(r, resp); err != nil {
+		if err = redirectError(r, resp, c.server); err == nil {
+			err = checkResponse(r, resp)
+		}
+		if err != nil {
 			resp.Body.Close()
 		}
 	}

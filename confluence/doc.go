@@ -16,8 +16,10 @@
 // ErrForbidden, ErrTooLarge, ErrGone, ErrServer), *RateLimitError (429, or
 // 503 with Retry-After; RetryAfter already capped), *TransportError (no
 // answer: a write may or may not have happened), *NotAllowedError, and the
-// refusals nothing was sent for: *EgressError and *RedirectError
-// (ErrEgressRefused), *CertificateError (ErrCertificate).
+// refusals nothing more was sent for: *EgressError and *RedirectError
+// (ErrEgressRefused; a 3xx answer, never followed, is also ErrRedirected),
+// *CertificateError (ErrCertificate), and *AnswerTooLargeError
+// (ErrAnswerTooLarge: a 2xx answer past the bound, WithMaxAnswerBytes).
 //
 // The client never retries a request itself: the job's steps look before
 // they repeat a write, and asynq schedules the waits.

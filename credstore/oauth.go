@@ -14,6 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
+
+	"retropub/internal/rediskeys"
 )
 
 // OAuth 2.0 (3LO) for Confluence Cloud (confluence-api.md §3.1). Atlassian
@@ -45,7 +47,7 @@ type OAuthConfig struct {
 	ClientSecret string
 	AuthURL      string       // ATLASSIAN_AUTH_URL: /authorize and /oauth/token
 	APIURL       string       // ATLASSIAN_API_URL: /oauth/token/accessible-resources
-	HTTPClient   *http.Client // shared, pooled; nil means http.DefaultClient
+	HTTPClient   *http.Client // shared, pooled; nil: a client that follows no redirect
 }
 
 func (c OAuthConfig) config(redirectURL string, scopes []string) *oauth2.Config {
@@ -65,7 +67,15 @@ func (c OAuthConfig) httpClient() *http.Client {
 	if c.HTTPClient != nil {
 		return c.HTTPClient
 	}
-	return http.DefaultClient
+	return noRedirects
+}
+
+// noRedirects is the default client: a token endpoint that redirects gets
+// no code, client secret or refresh token re-sent elsewhere (the worker
+// passes its egress client, which follows no redirect either).
+var noRedirects = &http.Client{
+	Timeout:       refreshTimeout,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
 // oauthContext is the context x/oauth2 keeps for its token calls: never a
@@ -379,7 +389,7 @@ type refreshLock struct {
 	owner string
 }
 
-func refreshLockKey(id string) string { return recordPrefix + id + ":refresh-lock" }
+func refreshLockKey(id string) string { return rediskeys.RefreshLock(id) }
 
 // lock returns nil, nil when another worker holds the lock.
 func (t *Tokens) lock(ctx context.Context, id string) (*refreshLock, error) {

@@ -148,10 +148,13 @@ var IDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 // kinds lists, per auth kind, the fields it may set and those it must set.
 // A field of another kind is an error, so a stray secret is never stored.
 var kinds = map[string]struct{ uses, required []string }{
-	KindOAuth2:  {[]string{"access_token", "refresh_token", "expires_at", "scopes"}, []string{"access_token"}},
-	KindPAT:     {[]string{"token"}, []string{"token"}},
-	KindBasic:   {[]string{"username", "password"}, []string{"username", "password"}},
-	KindAppLink: {[]string{"consumer_key", "private_key_pem", "access_token", "token_secret"}, []string{"consumer_key", "private_key_pem", "access_token", "token_secret"}},
+	KindOAuth2: {[]string{"access_token", "refresh_token", "expires_at", "scopes"}, []string{"access_token"}},
+	KindPAT:    {[]string{"token"}, []string{"token"}},
+	KindBasic:  {[]string{"username", "password"}, []string{"username", "password"}},
+	// RSA-SHA1 signatures never use the token secret (RFC 5849 §3.4.3: the
+	// key is the consumer's RSA key alone), and administrators often have
+	// none to give: it is optional, and sealed like any secret when given.
+	KindAppLink: {[]string{"consumer_key", "private_key_pem", "access_token", "token_secret"}, []string{"consumer_key", "private_key_pem", "access_token"}},
 }
 
 // authFields is every auth field but kind, in a fixed order for stable messages.

@@ -130,7 +130,7 @@ func TestValidate(t *testing.T) {
 		{"applink cert as key", server(applink, func(r *Record) { r.Auth.PrivateKeyPEM = Secret(valid[1].CAPEM) }),
 			[]string{"auth.private_key_pem: not an RSA private key"}},
 		{"applink missing all", server(applink, func(r *Record) { r.Auth = Auth{Kind: KindAppLink} }),
-			[]string{"auth.consumer_key: required", "auth.private_key_pem: required", "auth.access_token: required", "auth.token_secret: required"}},
+			[]string{"auth.consumer_key: required", "auth.private_key_pem: required", "auth.access_token: required"}},
 		{"ca_pem garbage", server(pat, func(r *Record) { r.CAPEM = "not pem" }), []string{"ca_pem: must be PEM-encoded certificates"}},
 		{"ca_pem key", server(pat, func(r *Record) { r.CAPEM = rsaPEM() }), []string{`ca_pem: PEM block 1 is "PRIVATE KEY"`}},
 		{"several at once", &Record{ID: "x", Flavor: "server", Auth: Auth{Kind: "basic"}},
@@ -178,5 +178,20 @@ func TestDecodeRecord(t *testing.T) {
 		if err != nil && (strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "12345")) {
 			t.Errorf("error %q reveals a value", err)
 		}
+	}
+}
+
+// An Application Link signs with RSA-SHA1, which never uses the token
+// secret (RFC 5849 §3.4.3): a record without one is valid, and asking for
+// every applink field does not ask for it.
+func TestAppLinkTokenSecretOptional(t *testing.T) {
+	rec := *sampleRecords(t)[3]
+	rec.Auth.TokenSecret = ""
+	if err := rec.Validate(); err != nil {
+		t.Fatalf("applink without token_secret: %v", err)
+	}
+	err := (&Record{ID: "x", Flavor: FlavorServer, BaseURL: "https://wiki.example.com", Auth: Auth{Kind: KindAppLink}}).Validate()
+	if err == nil || strings.Contains(err.Error(), "token_secret") {
+		t.Errorf("empty applink record: %v (must not ask for token_secret)", err)
 	}
 }

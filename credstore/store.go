@@ -11,16 +11,18 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"retropub/internal/rediskeys"
 )
 
-// Redis layout (DESIGN §3): one JSON document per integration, plus an index
-// set of ids so List and Rotate need no SCAN.
-const (
-	recordPrefix = "retropub:integration:"
-	indexKey     = "retropub:integrations"
-)
+// Redis layout (DESIGN §3, internal/rediskeys): one JSON document per
+// integration, tagged with its id, plus a fleet-wide index set of ids so
+// List and Rotate need no SCAN. No transaction spans the two (they sit in
+// different slots on a cluster): the index is written before a record and
+// cleared after one, and readers skip an id without a record.
+const indexKey = rediskeys.Integrations
 
-func recordKey(id string) string { return recordPrefix + id }
+func recordKey(id string) string { return rediskeys.Record(id) }
 
 // ErrNotFound is returned (wrapped) for an id with no record.
 var ErrNotFound = errors.New("credstore: integration not found")
@@ -28,15 +30,20 @@ var ErrNotFound = errors.New("credstore: integration not found")
 // Store reads and writes integration records. It is safe for concurrent use
 // by many goroutines and processes.
 type Store struct {
-	rdb  redis.UniversalClient
-	keys *Keyring
-	now  func() time.Time
+	rdb    redis.UniversalClient
+	keys   *Keyring
+	now    func() time.Time
+	legacy *rediskeys.Fallback
 }
 
 // New returns a Store over rdb, sealing with keys.
 func New(rdb redis.UniversalClient, keys *Keyring) *Store {
 	return &Store{rdb: rdb, keys: keys, now: time.Now}
 }
+
+// UseFallback makes the store adopt records still under their pre-tag
+// names (a deployment that `worker migrate` has not renamed yet).
+func (s *Store) UseFallback(f *rediskeys.Fallback) { s.legacy = f }
 
 // document is what Redis holds: the public fields in clear, the secrets in
 // Sealed.
@@ -163,13 +170,23 @@ func (s *Store) Put(ctx context.Context, rec *Record) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, recordKey(rec.ID), b, 0)
+	if err := s.legacy.Adopt(ctx, recordKey(rec.ID)); err != nil {
+		return fmt.Errorf("credstore: put %q: %w", rec.ID, err)
+	}
+	var existed *redis.IntCmd
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		existed = p.Exists(ctx, indexKey)
 		p.SAdd(ctx, indexKey, rec.ID)
+		p.Set(ctx, recordKey(rec.ID), b, 0)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("credstore: put %q: %w", rec.ID, err)
+	}
+	if existed.Val() == 0 {
+		// The first record of a new deployment: nothing of the legacy
+		// layout can exist, so no worker needs to look for it.
+		return rediskeys.MarkTagged(ctx, s.rdb)
 	}
 	return nil
 }
@@ -179,6 +196,9 @@ func (s *Store) Put(ctx context.Context, rec *Record) error {
 func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
 	if !IDPattern.MatchString(id) {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, id) // Put never stores such an id
+	}
+	if err := s.legacy.Adopt(ctx, recordKey(id)); err != nil {
+		return nil, fmt.Errorf("credstore: get %q: %w", id, err)
 	}
 	b, err := s.rdb.Get(ctx, recordKey(id)).Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -202,6 +222,9 @@ func (s *Store) List(ctx context.Context) ([]View, error) {
 		return nil, fmt.Errorf("credstore: list: %w", err)
 	}
 	slices.Sort(ids)
+	if err := s.adoptAll(ctx, ids); err != nil {
+		return nil, fmt.Errorf("credstore: list: %w", err)
+	}
 	cmds := make([]*redis.StringCmd, len(ids))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
@@ -234,8 +257,11 @@ func (s *Store) List(ctx context.Context) ([]View, error) {
 
 // Delete removes a record; ErrNotFound (wrapped) if there was none.
 func (s *Store) Delete(ctx context.Context, id string) error {
+	if err := s.legacy.Adopt(ctx, recordKey(id)); err != nil {
+		return fmt.Errorf("credstore: delete %q: %w", id, err)
+	}
 	var del *redis.IntCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		del = p.Del(ctx, recordKey(id))
 		p.SRem(ctx, indexKey, id)
 		return nil
@@ -305,6 +331,9 @@ func (s *Store) Rotate(ctx context.Context) (int, error) {
 // stale secrets. fn returns false to leave the record unchanged.
 func (s *Store) update(ctx context.Context, id string, fn func(*document) (bool, error)) error {
 	key := recordKey(id)
+	if err := s.legacy.Adopt(ctx, key); err != nil {
+		return fmt.Errorf("credstore: update %q: %w", id, err)
+	}
 	for range 20 {
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			b, err := tx.Get(ctx, key).Bytes()
@@ -340,4 +369,16 @@ func (s *Store) update(ctx context.Context, id string, fn func(*document) (bool,
 		}
 	}
 	return fmt.Errorf("credstore: integration %q: changed concurrently too often, gave up", id)
+}
+
+// adoptAll adopts the legacy records of ids, in one round trip.
+func (s *Store) adoptAll(ctx context.Context, ids []string) error {
+	if !s.legacy.Active(ctx) {
+		return nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = recordKey(id)
+	}
+	return s.legacy.Adopt(ctx, keys...)
 }

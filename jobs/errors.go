@@ -124,7 +124,8 @@ func classify(integration string, err error) error {
 		return err
 	case errors.Is(err, confluence.ErrNotAllowed):
 		return permanent(err)
-	case errors.Is(err, confluence.ErrEgressRefused), errors.Is(err, confluence.ErrCertificate):
+	case errors.Is(err, confluence.ErrEgressRefused), errors.Is(err, confluence.ErrCertificate),
+		errors.Is(err, confluence.ErrRedirected), errors.Is(err, confluence.ErrAnswerTooLarge):
 		return permanent(err)
 	case errors.As(err, &ce) && ce.LoginDenied():
 		// Every further login keeps the account locked: stop until new credentials.

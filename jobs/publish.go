@@ -16,6 +16,7 @@ import (
 
 	"retropub/confluence"
 	"retropub/credstore"
+	"retropub/internal/rediskeys"
 	"retropub/outcomes"
 )
 
@@ -51,6 +52,9 @@ type Publisher struct {
 	Connect      Connector
 	Log          *zap.Logger
 	Limits       Limits
+	// Legacy adopts keys still under their pre-tag names until `worker
+	// migrate` has run (nil: a new deployment or a cluster).
+	Legacy *rediskeys.Fallback
 	// Outcomes records every ended task's outcome (DESIGN §10); nil
 	// records none.
 	Outcomes *outcomes.Recorder
@@ -223,6 +227,9 @@ func (r *publishRun) run(ctx context.Context) (err error) {
 func (r *publishRun) takeLock(ctx context.Context) error {
 	l := &lock{rdb: r.h.Redis, key: reportLockKey(r.p.IntegrationID, r.p.Report.ID), token: r.taskID}
 	r.key = mappingKey(r.p.IntegrationID, r.p.Report.ID)
+	if err := r.h.Legacy.Adopt(ctx, l.key, r.key); err != nil {
+		return err
+	}
 	m, err := lockAndRead(ctx, l, r.key, lockTTL)
 	if err != nil {
 		if errors.Is(err, errLockHeld) {
@@ -305,6 +312,9 @@ func (r *publishRun) loadIntegration(ctx context.Context) error {
 
 func (r *publishRun) resolveSpace(ctx context.Context) error {
 	key := spaceKey(r.p.IntegrationID, r.p.Target.SpaceKey)
+	if err := r.h.Legacy.Adopt(ctx, key); err != nil {
+		return err
+	}
 	if v, err := r.h.Redis.HGetAll(ctx, key).Result(); err == nil && v["id"] != "" {
 		r.space = &confluence.Space{ID: v["id"], Key: r.p.Target.SpaceKey, HomepageID: v["homepage"]}
 		r.res.Steps["resolve_space"] = "cached"
@@ -342,6 +352,9 @@ func (r *publishRun) ensureParent(ctx context.Context) error {
 func (r *publishRun) ensureParentOnce(ctx context.Context) error {
 	title := PageTitle(r.p.ParentTitle())
 	ckey := parentKey(r.p.IntegrationID, r.space.ID, r.p.Target.RootPageID, title)
+	if err := r.h.Legacy.Adopt(ctx, ckey, parentLockKey(r.p.IntegrationID, r.space.ID, title)); err != nil {
+		return err
+	}
 	if id, err := r.h.Redis.Get(ctx, ckey).Result(); err == nil && id != "" {
 		r.parentID = id
 		r.res.Steps["ensure_parent"] = "cached"

@@ -9,23 +9,26 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"retropub/internal/rediskeys"
 )
 
-// Redis keys. Everything retropub itself keeps lives under "retropub:".
+// Redis keys (internal/rediskeys): every key of one integration shares
+// its hash slot, so the scripts below run on Redis Cluster.
 func mappingKey(integration, reportID string) string {
-	return "retropub:map:" + integration + ":" + reportID
+	return rediskeys.Mapping(integration, reportID)
 }
 func reportLockKey(integration, reportID string) string {
-	return "retropub:lock:report:" + integration + ":" + reportID
+	return rediskeys.ReportLock(integration, reportID)
 }
 func spaceKey(integration, key string) string {
-	return "retropub:space:" + integration + ":" + key
+	return rediskeys.Space(integration, key)
 }
 func parentKey(integration, spaceID, root, title string) string {
-	return "retropub:parent:" + integration + ":" + spaceID + ":" + root + ":" + strings.ToLower(title)
+	return rediskeys.Parent(integration, spaceID, root, strings.ToLower(title))
 }
 func parentLockKey(integration, spaceID, title string) string {
-	return "retropub:lock:parent:" + integration + ":" + spaceID + ":" + strings.ToLower(title)
+	return rediskeys.ParentLock(integration, spaceID, strings.ToLower(title))
 }
 
 // cacheTTL bounds how long a space or parent id is trusted without

@@ -129,7 +129,7 @@ func TestServerInternalBaseURLsRefused(t *testing.T) {
 }
 
 // Must-show 3: a redirect from an allowed server to a refused address is
-// not followed.
+// not followed (no redirect from Confluence is, issue 13).
 func TestServerRedirectToRefusedAddressNotFollowed(t *testing.T) {
 	e := newEnv(t) // loopback 127.0.0.1 allowed, 127.0.0.2 not
 	e.startWorker(2)
@@ -144,7 +144,7 @@ func TestServerRedirectToRefusedAddressNotFollowed(t *testing.T) {
 		id := "redirect-" + string(rune('a'+i))
 		e.putServer(id, redirector.URL+"/confluence", "", patAuth("any"))
 		u, _ := url.Parse(to)
-		e.archived(publishTo(id, "r-"+id), "redirected to "+u.Scheme+"://"+u.Host, "not followed")
+		e.archived(publishTo(id, "r-"+id), "base_url redirects to "+u.Scheme+"://"+u.Host, "never followed")
 	}
 	if behind != nil && behind.conns.Load() != 0 {
 		t.Errorf("the redirect target accepted %d connections", behind.conns.Load())

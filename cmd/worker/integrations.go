@@ -28,7 +28,7 @@ type integrationsDeps struct {
 	// outcomes records integration.ok when new credentials clear
 	// needs_reauth; nil: it does not.
 	outcomes *outcomes.Recorder
-	oauth credstore.OAuthConfig
+	oauth    credstore.OAuthConfig
 }
 
 // runIntegrations implements `worker integrations …` and returns the exit
