@@ -1,4 +1,9 @@
-package main
+// Package preview shows Confluence pages the way a browser shows them in
+// Confluence: storage format turned into plain HTML, task lists as
+// checkboxes, status macros as coloured lozenges, images from the stored
+// attachments, the view-file macro as a file card. The demo serves it over
+// the fake Confluence; it reads pages through Source and knows no fake.
+package preview
 
 import (
 	"encoding/xml"
@@ -12,43 +17,57 @@ import (
 	"time"
 
 	"retropub/jobs"
-	"retropub/test/fakeconfluence"
 )
-
-// The demo's preview shows the pages in the fake Confluence as a browser
-// shows them in Confluence: storage format turned into plain HTML, task
-// lists as checkboxes, status macros as coloured lozenges, images from the
-// attachments the fake stored, the view-file macro as a file card.
 
 const (
 	nsAC = "http://atlassian.com/content"
 	nsRI = "http://atlassian.com/resource/identifier"
 )
 
-// previewHandler serves /preview (every page), /preview/{id} (one page)
-// and /preview/attachments/{page}/{file} (an attachment's bytes).
-func previewHandler(fake *fakeconfluence.Server, space string) http.Handler {
+// Page is a stored page as the preview needs it.
+type Page struct {
+	ID, ParentID, Title, Body string
+	Version                   int
+}
+
+// File is an attachment's name and bytes.
+type File struct {
+	Name, MediaType string
+	Data            []byte
+}
+
+// Source is where the pages are: in the demo, the fake Confluence.
+type Source interface {
+	Pages(space string) []Page
+	Files(pageID string) []File
+}
+
+// Handler serves /preview (every page of space), /preview/{id} (one page,
+// by page id or by the report id that owns it) and
+// /preview/attachments/{page}/{file} (an attachment's bytes).
+func Handler(src Source, space string) http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /preview", func(w http.ResponseWriter, _ *http.Request) {
-		writePreview(w, fake.Pages(space), pagePath(fake.Pages(space)))
+		pages := src.Pages(space)
+		writePreview(w, space, pages, pagePath(pages))
 	})
 	// {id} is a page id or a report id (stable across demo runs).
 	m.HandleFunc("GET /preview/{id}", func(w http.ResponseWriter, r *http.Request) {
-		pages := fake.Pages(space)
+		pages := src.Pages(space)
 		id := r.PathValue("id")
 		for _, p := range pages {
 			if p.ID == id || jobs.OwnsPage(p.Body, id) {
-				writePreview(w, []fakeconfluence.Page{p}, pagePath(pages))
+				writePreview(w, space, []Page{p}, pagePath(pages))
 				return
 			}
 		}
 		http.NotFound(w, r)
 	})
 	m.HandleFunc("GET /preview/attachments/{page}/{file}", func(w http.ResponseWriter, r *http.Request) {
-		for _, a := range fake.Attachments(r.PathValue("page")) {
-			if a.Title == r.PathValue("file") {
-				w.Header().Set("Content-Type", a.MediaType)
-				_, _ = w.Write(a.Data)
+		for _, f := range src.Files(r.PathValue("page")) {
+			if f.Name == r.PathValue("file") {
+				w.Header().Set("Content-Type", f.MediaType)
+				_, _ = w.Write(f.Data)
 				return
 			}
 		}
@@ -58,12 +77,12 @@ func previewHandler(fake *fakeconfluence.Server, space string) http.Handler {
 }
 
 // pagePath returns each page's ancestors' titles, for the breadcrumb.
-func pagePath(pages []fakeconfluence.Page) func(fakeconfluence.Page) []string {
-	byID := map[string]fakeconfluence.Page{}
+func pagePath(pages []Page) func(Page) []string {
+	byID := map[string]Page{}
 	for _, p := range pages {
 		byID[p.ID] = p
 	}
-	return func(p fakeconfluence.Page) []string {
+	return func(p Page) []string {
 		var path []string
 		for id := p.ParentID; id != ""; id = byID[id].ParentID {
 			parent, ok := byID[id]
@@ -76,7 +95,7 @@ func pagePath(pages []fakeconfluence.Page) func(fakeconfluence.Page) []string {
 	}
 }
 
-func writePreview(w http.ResponseWriter, pages []fakeconfluence.Page, path func(fakeconfluence.Page) []string) {
+func writePreview(w http.ResponseWriter, space string, pages []Page, path func(Page) []string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	fmt.Fprint(w, "<!doctype html><html lang=en><meta charset=utf-8><title>retropub preview</title><style>"+previewCSS+"</style><body>")
 	for _, p := range pages {
@@ -86,7 +105,7 @@ func writePreview(w http.ResponseWriter, pages []fakeconfluence.Page, path func(
 		if err != nil {
 			body = "<p class=error>" + html.EscapeString(err.Error()) + "</p>"
 		}
-		crumbs := html.EscapeString(strings.Join(append([]string{"ENG"}, path(p)...), " / "))
+		crumbs := html.EscapeString(strings.Join(append([]string{space}, path(p)...), " / "))
 		fmt.Fprintf(w, "<article><nav>%s</nav><h1><a href=\"/preview/%s\">%s</a></h1><div class=meta>version %d</div>%s</article>",
 			crumbs, url.PathEscape(p.ID), html.EscapeString(p.Title), p.Version, body)
 	}

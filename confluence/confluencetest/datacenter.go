@@ -1,4 +1,4 @@
-package fakeconfluence
+package confluencetest
 
 import (
 	"context"
@@ -88,7 +88,7 @@ func (d *DataCenter) Start() string {
 func (d *DataCenter) StartTLS() string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		panic(fmt.Sprintf("fakeconfluence: listen: %v", err))
+		panic(fmt.Sprintf("confluencetest: listen: %v", err))
 	}
 	ts := httptest.NewUnstartedServer(d.Server)
 	ts.Listener.Close()

@@ -1,4 +1,4 @@
-package fakeconfluence
+package confluencetest
 
 // What people do in Confluence behind the publisher's back, for tests.
 

@@ -1,4 +1,4 @@
-package main
+package preview
 
 import (
 	"net/url"

@@ -1,4 +1,4 @@
-package fakeconfluence
+package confluencetest
 
 import (
 	"bufio"

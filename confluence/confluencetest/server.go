@@ -1,12 +1,22 @@
-// Package fakeconfluence is an in-memory fake of Confluence Cloud reached
-// through the Atlassian OAuth gateway (api.atlassian.com/ex/confluence/{cloudId})
-// and of the auth server's token endpoints, for unit, end-to-end and demo runs.
+// Package confluencetest provides in-memory fakes of Confluence for tests
+// and the demo, the way net/http/httptest provides test servers: New gives a
+// Confluence Cloud reached through the Atlassian OAuth gateway
+// (api.atlassian.com/ex/confluence/{cloudId}) together with the auth
+// server's token endpoints, and NewDataCenter a Confluence Server / Data
+// Center site at its base URL. Each listens on loopback only; Start, URL
+// and Close work as httptest.Server's do, and the accessors (Pages, Tree,
+// Attachments, WriteCount, the fault injectors in faults.go) let a test look
+// at and steer what Confluence holds. PreviewHandler serves the stored pages
+// as HTML, as the demo does.
 //
-// It is written from Atlassian's OpenAPI documents and the research sheet
-// shared/confluence-api.md, not from our client, so that it disagrees with
-// the client wherever the client misreads Confluence. One Server answers for
-// both the API host and the auth host.
-package fakeconfluence
+// The fakes are written from Atlassian's OpenAPI documents (testdata/) and
+// from what real Confluence does, not from retropub's client, so that they
+// disagree with the client wherever the client misreads Confluence. They
+// refuse every call outside the set the design allows and record it.
+//
+// Production code never imports this package (test/layout_test.go checks
+// it); the worker links it only when built with the demo tag.
+package confluencetest
 
 import (
 	"bytes"
@@ -163,7 +173,7 @@ func New(opts Options) *Server {
 func (s *Server) Start() string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		panic(fmt.Sprintf("fakeconfluence: listen: %v", err))
+		panic(fmt.Sprintf("confluencetest: listen: %v", err))
 	}
 	ts := httptest.NewUnstartedServer(s)
 	ts.Listener.Close()
