@@ -34,6 +34,7 @@ type Metrics struct {
 	transitions *prometheus.CounterVec
 	deferrals   *prometheus.CounterVec
 	points      *prometheus.CounterVec
+	out         outcomeSeries
 	tooLarge    *prometheus.CounterVec
 
 	collectors []prometheus.Collector // everything registered, for Names
@@ -83,6 +84,8 @@ func New(insp *asynq.Inspector) *Metrics {
 			Help: "Confluence answers abandoned because they passed the answer bound (a hostile or broken server), by instance kind and endpoint.",
 		}, []string{"kind", "endpoint"}),
 	}
+	m.out = newOutcomeSeries()
+	m.mustRegister(m.out.collectors()...)
 	m.mustRegister(m.publishes, m.setupTasks, m.requests, m.latency, m.breakers, m.transitions, m.deferrals, m.points, m.tooLarge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if insp != nil {
