@@ -37,6 +37,7 @@ type Metrics struct {
 	out         outcomeSeries
 	tooLarge    *prometheus.CounterVec
 
+	op         operatorSeries
 	collectors []prometheus.Collector // everything registered, for Names
 }
 
@@ -91,6 +92,7 @@ func New(insp *asynq.Inspector) *Metrics {
 	if insp != nil {
 		m.mustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
 	}
+	m.registerOperatorSeries()
 	m.zero()
 	m.zeroOutcomes()
 	return m

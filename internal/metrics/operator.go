@@ -3,44 +3,51 @@ package metrics
 import (
 	"regexp"
 	"sort"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Series the alert rules in deploy/prometheus need that no task records:
-// whether this worker is ready, and the points budget the gate enforces
-// (so a rule can compare spending with it without repeating the setting).
+// operatorSeries are the series the alert rules in deploy/prometheus need
+// that no task records: whether this worker is ready, and the points
+// budget the gate enforces (so a rule compares spending with it without
+// repeating the setting).
+type operatorSeries struct {
+	ready  atomic.Pointer[func() bool]
+	budget prometheus.Gauge
+}
 
-// SetReadiness makes retropub_worker_ready report ready() at each scrape:
-// 1 when the process would answer /readyz with 200. A fleet with no ready
-// worker is a fleet whose sum is 0 (or whose series are gone).
-func (m *Metrics) SetReadiness(ready func() bool) {
-	if m == nil {
-		return
-	}
-	m.mustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+func (m *Metrics) registerOperatorSeries() {
+	m.op.budget = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "retropub_points_budget_per_hour",
+		Help: "The app's hourly Atlassian Cloud points budget the gate enforces fleet-wide (ATLASSIAN_POINTS_PER_HOUR).",
+	})
+	m.mustRegister(m.op.budget, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "retropub_worker_ready",
 		Help: "1 when this worker would answer /readyz with 200 (Redis writable, asynq server running), else 0.",
 	}, func() float64 {
-		if ready() {
+		if ready := m.op.ready.Load(); ready != nil && (*ready)() {
 			return 1
 		}
 		return 0
 	}))
 }
 
-// SetPointsBudget records ATLASSIAN_POINTS_PER_HOUR as
-// retropub_points_budget_per_hour.
+// SetReadiness makes retropub_worker_ready report ready() at each scrape
+// (0 until it is set). A fleet with no ready worker sums to 0.
+func (m *Metrics) SetReadiness(ready func() bool) {
+	if m == nil {
+		return
+	}
+	m.op.ready.Store(&ready)
+}
+
+// SetPointsBudget records ATLASSIAN_POINTS_PER_HOUR.
 func (m *Metrics) SetPointsBudget(perHour int) {
 	if m == nil {
 		return
 	}
-	g := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "retropub_points_budget_per_hour",
-		Help: "The app's hourly Atlassian Cloud points budget the gate enforces fleet-wide (ATLASSIAN_POINTS_PER_HOUR).",
-	})
-	g.Set(float64(perHour))
-	m.mustRegister(g)
+	m.op.budget.Set(float64(perHour))
 }
 
 // zeroOutcomes creates the final task outcomes at 0: Prometheus' increase()
@@ -63,9 +70,10 @@ func (m *Metrics) mustRegister(cs ...prometheus.Collector) {
 
 var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
 
-// Names is every metric family name this process can export, including
-// those no sample has created yet (a Vec with no children) and, for
-// histograms and summaries, their _bucket, _sum and _count series. The
+// Names is every series name this process can export, including those no
+// sample has created yet (a Vec with no children) and a histogram's
+// _bucket, _sum and _count. asynq's queue series are named only while
+// Redis answers and holds a queue (they are described by collecting). The
 // deploy/ tests check alert rules and dashboards against it.
 func (m *Metrics) Names() []string {
 	seen := map[string]bool{}
