@@ -7,13 +7,14 @@ import (
 )
 
 // Redis keys (internal/rediskeys). Per instance, tagged {<instance>}; the
-// Cloud points budget and the global-quota pause are fleet-wide.
+// Cloud points budget and the global-quota pause are app-wide, tagged
+// {cloud}: on a Redis Cluster no script may mix them with an instance's.
 func cooldownKey(inst string) string { return rediskeys.Gate(inst, "cooldown") }
 func breakerKey(inst string) string  { return rediskeys.Gate(inst, "breaker") }
 func rateKey(inst string) string     { return rediskeys.Gate(inst, "gcra") }
 func inflightKey(inst string) string { return rediskeys.Gate(inst, "inflight") }
 
-const (
+var (
 	pointsKey = rediskeys.CloudPoints
 	pauseKey  = rediskeys.CloudPause
 )

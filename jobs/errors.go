@@ -28,8 +28,7 @@ type ReauthError struct {
 	Reason      string
 }
 
-// reauthMarker is in every ReauthError message; RerunReauthArchived finds
-// the archived tasks to run again by it.
+// reauthMarker is in every ReauthError message, for people and log searches.
 const reauthMarker = "needs to be re-authorised"
 
 func (e *ReauthError) Error() string {

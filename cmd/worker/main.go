@@ -83,7 +83,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if cmd == "keys" {
 			return runKeys(ctx, store, args, stdout, stderr)
 		}
-		return runIntegrations(ctx, integrationsDeps{store: store, insp: asynq.NewInspectorFromRedisClient(rdb), oauth: oauthConfig(cfg, nil)}, args, stdin, stdout, stderr)
+		return runIntegrations(ctx, integrationsDeps{store: store, replay: newReplayer(rdb),
+			outcomes: newRecorder(cfg, rdb, nil), oauth: oauthConfig(cfg, nil)}, args, stdin, stdout, stderr)
 	}
 	if err := serve(ctx, cfg, log, rdb); err != nil {
 		log.Error("worker stopped", zap.Error(err))
@@ -129,6 +130,13 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, rdb redis.U
 // asynqConnOpt is the connection asynqmon opens itself (it cannot take a
 // client). Sentinel is built by hand: asynq v0.26 misparses its URIs.
 func asynqConnOpt(cfg *config.Config) (asynq.RedisConnOpt, error) {
+	if len(cfg.RedisClusterAddrs) > 0 {
+		o := asynq.RedisClusterClientOpt{Addrs: cfg.RedisClusterAddrs}
+		if u, err := redis.ParseURL(cfg.RedisURL); err == nil {
+			o.Username, o.Password, o.TLSConfig = u.Username, u.Password, u.TLSConfig
+		}
+		return o, nil
+	}
 	if len(cfg.RedisSentinelAddrs) > 0 {
 		o := asynq.RedisFailoverClientOpt{MasterName: cfg.RedisSentinelMaster, SentinelAddrs: cfg.RedisSentinelAddrs}
 		if u, err := redis.ParseURL(cfg.RedisURL); err == nil {

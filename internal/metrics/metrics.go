@@ -34,6 +34,7 @@ type Metrics struct {
 	transitions *prometheus.CounterVec
 	deferrals   *prometheus.CounterVec
 	points      *prometheus.CounterVec
+	out         outcomeSeries
 	tooLarge    *prometheus.CounterVec
 }
 
@@ -81,6 +82,8 @@ func New(insp *asynq.Inspector) *Metrics {
 			Help: "Confluence answers abandoned because they passed the answer bound (a hostile or broken server), by instance kind and endpoint.",
 		}, []string{"kind", "endpoint"}),
 	}
+	m.out = newOutcomeSeries()
+	m.reg.MustRegister(m.out.collectors()...)
 	m.reg.MustRegister(m.publishes, m.setupTasks, m.requests, m.latency, m.breakers, m.transitions, m.deferrals, m.points, m.tooLarge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if insp != nil {

@@ -8,9 +8,14 @@
 //     and its refresh lock; statuses and parked reports belong here too;
 //   - per Confluence instance, {<instance>}: the gate's cooldown, breaker,
 //     rate and in-flight keys;
+//   - the app-wide Cloud points budget and quota pause share the tag
+//     {cloud}: a budget script reads both, and nothing else;
 //   - fleet-wide keys that no script shares with another key stay
-//     untagged and small: the index of integrations, the Cloud points
-//     budget and quota pause, the readiness probe, the layout marker.
+//     untagged and small: the index of integrations, the readiness
+//     probe, the layout marker.
+//
+// A script must never mix a per-instance key with the {cloud} ones: they
+// are in different slots.
 //
 // A key's name is its pre-tag (legacy) name with the braces inserted, so
 // Legacy and Tagged convert between the two layouts (worker migrate).
@@ -87,14 +92,19 @@ func RefreshLock(integration string) string {
 // gcra, inflight, or a newer one.
 func Gate(instance, kind string) string { return Prefix + "gate:{" + instance + "}:" + kind }
 
+// App-wide Cloud budget, tagged {cloud} (one slot, touched by the budget
+// scripts only).
+var (
+	// CloudPoints is the app's hourly Atlassian points budget.
+	CloudPoints = Gate("cloud", "points")
+	// CloudPause pauses every Cloud call when the app's quota is spent.
+	CloudPause = Gate("cloud", "pause")
+)
+
 // Fleet-wide, untagged: never in one script or MULTI with another key.
 const (
 	// Integrations is the set of every integration id.
 	Integrations = Prefix + "integrations"
-	// CloudPoints is the app's hourly Atlassian points budget.
-	CloudPoints = Prefix + "gate:cloud:points"
-	// CloudPause pauses every Cloud call when the app's quota is spent.
-	CloudPause = Prefix + "gate:cloud:pause"
 	// Ready is written by /readyz to prove Redis takes writes.
 	Ready = Prefix + "readyz"
 	// Layout records that `worker migrate` has finished ("tagged").
@@ -148,7 +158,7 @@ func Tagged(legacy string) (string, bool) {
 	}
 	if after, ok := strings.CutPrefix(rest, "gate:"); ok && after != "" && after[0] != '{' {
 		i := strings.LastIndexByte(after, ':')
-		if i <= 0 || Prefix+"gate:"+after == CloudPoints || Prefix+"gate:"+after == CloudPause {
+		if i <= 0 {
 			return "", false
 		}
 		return Gate(after[:i], after[i+1:]), true

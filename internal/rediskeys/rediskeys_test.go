@@ -78,7 +78,10 @@ func TestKeysOfOneIntegrationShareASlot(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{Integrations, CloudPoints, CloudPause, Ready, Layout, Deferrals("pub:x"), "asynq:{default}:pending", Mapping(id, "r")} {
+	if slot(CloudPoints) != slot(CloudPause) {
+		t.Error("the points budget and the quota pause are in different slots")
+	}
+	for _, k := range []string{Integrations, Ready, Layout, Deferrals("pub:x"), "asynq:{default}:pending", Mapping(id, "r")} {
 		if got, ok := Tagged(k); ok {
 			t.Errorf("Tagged(%s) = %s, want no rename", k, got)
 		}
@@ -140,7 +143,7 @@ func TestMigrateRenamesOnceAndIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Renamed != 6 || rep.Superseded != 1 {
+	if rep.Renamed != 7 || rep.Superseded != 1 {
 		t.Fatalf("first run: %+v", rep)
 	}
 	keys := rdb.Keys(ctx, "retropub:*").Val()
@@ -160,7 +163,7 @@ func TestMigrateRenamesOnceAndIsIdempotent(t *testing.T) {
 		t.Error("record or parent cache not reachable under the new name")
 	}
 	if rdb.HGet(ctx, CloudPoints, "used").Val() != "5" {
-		t.Error("the fleet-wide points budget was moved")
+		t.Error("the points budget is not reachable under its new name")
 	}
 	if NewFallback(rdb).Active(ctx) {
 		t.Error("fallback still active after migrate")

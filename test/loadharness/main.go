@@ -29,9 +29,9 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"retropub/confluence/confluencetest"
 	"retropub/credstore"
 	"retropub/jobs"
-	"retropub/test/fakeconfluence"
 )
 
 type options struct {
@@ -69,7 +69,7 @@ type world struct {
 	o      options
 	rdb    *redis.Client
 	url    string
-	fake   *fakeconfluence.Server
+	fake   *confluencetest.Server
 	keys   string
 	bin    string
 	client *asynq.Client
@@ -162,7 +162,7 @@ func (w *world) setup(ctx context.Context, latency time.Duration) error {
 	if w.fake != nil {
 		w.fake.Close()
 	}
-	w.fake = fakeconfluence.New(fakeconfluence.Options{})
+	w.fake = confluencetest.New(confluencetest.Options{})
 	w.fake.Start()
 	w.fake.AddSpace("ENG", "Engineering")
 	w.fake.AddAccessToken("load-token")
@@ -623,7 +623,7 @@ func (quiet) Fatal(...any) {}
 // (POST page, one multipart POST with every attachment) at the same
 // concurrency against a fresh fake with the same latency.
 func bareClient(latency time.Duration, n, concurrency, atts int) float64 {
-	fake := fakeconfluence.New(fakeconfluence.Options{})
+	fake := confluencetest.New(confluencetest.Options{})
 	fake.Start()
 	defer fake.Close()
 	spaceID, home := fake.AddSpace("ENG", "Engineering")
