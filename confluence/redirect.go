@@ -32,23 +32,25 @@ type RedirectError struct {
 	Method, Path string // the request, no query
 	StatusCode   int
 	To           string
-	Server       bool // a Server/Data Center base URL (else the Cloud gateway)
+	// Who redirected and what a person changes: the flavour's (redirectHint).
+	Who, Fix string
 }
+
+// redirectHint names, per flavour, whose address redirected and the fix:
+// the integration's base_url on Data Center, ATLASSIAN_API_URL on Cloud.
+type redirectHint struct{ who, fix string }
+
+var (
+	cloudRedirect      = redirectHint{"the Atlassian API", "check ATLASSIAN_API_URL"}
+	dataCenterRedirect = redirectHint{"base_url", "fix the integration's base_url (use the address Confluence answers on, with https)"}
+)
 
 func (e *RedirectError) Error() string {
 	to := e.To
 	if to == "" {
 		to = "nowhere (no Location)"
 	}
-	fix := "fix the integration's base_url (use the address Confluence answers on, with https)"
-	if !e.Server {
-		fix = "check ATLASSIAN_API_URL"
-	}
-	who := "base_url"
-	if !e.Server {
-		who = "the Atlassian API"
-	}
-	return fmt.Sprintf("confluence: %s redirects to %s (%d on %s %s): redirects are never followed; %s", who, to, e.StatusCode, e.Method, e.Path, fix)
+	return fmt.Sprintf("confluence: %s redirects to %s (%d on %s %s): redirects are never followed; %s", e.Who, to, e.StatusCode, e.Method, e.Path, e.Fix)
 }
 
 // Is makes errors.Is(err, ErrRedirected) and errors.Is(err, ErrEgressRefused)
@@ -58,11 +60,11 @@ func (e *RedirectError) Is(target error) bool {
 }
 
 // redirectError types a 3xx answer; nil for any other status.
-func redirectError(r request, resp *http.Response, server bool) error {
+func redirectError(r request, resp *http.Response, h redirectHint) error {
 	if resp.StatusCode < 300 || resp.StatusCode > 399 {
 		return nil
 	}
-	e := &RedirectError{Method: r.method, Path: r.path, StatusCode: resp.StatusCode, Server: server}
+	e := &RedirectError{Method: r.method, Path: r.path, StatusCode: resp.StatusCode, Who: h.who, Fix: h.fix}
 	if loc, err := resp.Location(); err == nil {
 		e.To = ElideURL(loc)
 	}

@@ -11,7 +11,7 @@ import (
 // once, so one hostile site cannot keep a fleet busy.
 func TestClassifyHostileAnswersPermanent(t *testing.T) {
 	for _, err := range []error{
-		&confluence.RedirectError{Method: "POST", Path: "/rest/api/content", StatusCode: 303, To: "http://dc.internal/x", Server: true},
+		&confluence.RedirectError{Method: "POST", Path: "/rest/api/content", StatusCode: 303, To: "http://dc.internal/x", Who: "base_url"},
 		&confluence.AnswerTooLargeError{Method: "GET", Path: "/rest/api/content", Limit: 16 << 20},
 	} {
 		var pe *PermanentError
