@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -160,6 +161,15 @@ func TestClusterPublishScenarios(t *testing.T) {
 	if n, err := rdb.Exists(context.Background(), "retropub:map:{acme-cloud}:cl-1").Result(); err != nil || n != 1 {
 		t.Fatalf("tagged mapping: %d %v", n, err)
 	}
+	// Each outcome reached the fleet-wide stream through the integration's
+	// outbox, which is left empty.
+	want := []string{"report.published", "report.published", "report.unchanged"}
+	if got := streamTypes(t, rdb, "cl-1", len(want)); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("outcome events of cl-1: %v, want %v", got, want)
+	}
+	if n := rdb.XLen(context.Background(), "retropub:outbox:{acme-cloud}").Val(); n != 0 {
+		t.Fatalf("%d events left in the outbox", n)
+	}
 
 	hold := e.fake.HoldNext("POST", regexp.MustCompile(`/child/attachment$`))
 	task := e.enqueue(e.retro("cl-killed", 1, 3)).TaskID
@@ -267,6 +277,28 @@ func failoverLoad(t *testing.T, e *env, n int, kill func()) time.Duration {
 		if len(atts) != 2 {
 			t.Errorf("%s: %d attachments", title, len(atts))
 		}
+	}
+	// Every publish's outcome event reached the stream (at least once:
+	// a relayer or a writer cut off by the failover may copy it again).
+	published := map[string]int{}
+	for deadline := time.Now().Add(15 * time.Second); len(published) < n && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		msgs, err := e.rdb.XRange(context.Background(), "retropub:outcomes", "-", "+").Result()
+		if err != nil {
+			continue
+		}
+		clear(published)
+		for _, m := range msgs {
+			var ev struct {
+				Type     string `json:"type"`
+				ReportID string `json:"report_id"`
+			}
+			if s, _ := m.Values["event"].(string); json.Unmarshal([]byte(s), &ev) == nil && ev.Type == "report.published" {
+				published[ev.ReportID]++
+			}
+		}
+	}
+	if len(published) != n {
+		t.Errorf("published events for %d of %d reports", len(published), n)
 	}
 	return resumed
 }
@@ -435,4 +467,31 @@ func TestClusterQuorumLossNotReady(t *testing.T) {
 	if !w.alive() {
 		t.Fatal("worker exited")
 	}
+}
+
+// streamTypes waits until the outcome stream holds want events of report
+// and returns their types in stream order.
+func streamTypes(t *testing.T, rdb redis.UniversalClient, report string, want int) []string {
+	t.Helper()
+	var types []string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		msgs, err := rdb.XRange(context.Background(), "retropub:outcomes", "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = types[:0]
+		for _, m := range msgs {
+			var ev struct {
+				Type     string `json:"type"`
+				ReportID string `json:"report_id"`
+			}
+			if s, _ := m.Values["event"].(string); json.Unmarshal([]byte(s), &ev) == nil && ev.ReportID == report {
+				types = append(types, ev.Type)
+			}
+		}
+		if len(types) >= want {
+			break
+		}
+	}
+	return types
 }

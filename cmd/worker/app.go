@@ -23,6 +23,7 @@ import (
 	"retropub/internal/redisconn"
 	"retropub/internal/rediskeys"
 	"retropub/jobs"
+	"retropub/outcomes"
 )
 
 // app is one worker process's parts, assembled from the configuration.
@@ -36,6 +37,8 @@ type app struct {
 	mux   *asynq.ServeMux
 	insp  *asynq.Inspector
 	met   *metrics.Metrics
+	// recorder writes outcome events (and relays a cluster's outboxes).
+	recorder *outcomes.Recorder
 	// running is true between start and shutdown: asynq's Ping answers
 	// nil for a server that is not running, so /readyz cannot ask it.
 	running atomic.Bool
@@ -63,6 +66,7 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		return a.ready(ctx) == nil
 	})
 	a.mux = asynq.NewServeMux()
+	a.recorder = newRecorder(cfg, rdb, a.met)
 	tokens := credstore.NewTokens(a.store, oauthConfig(cfg, a.http))
 	connect := jobs.NewConnector(cfg.AtlassianAPIURL, a.http, tokens,
 		confluence.WithObserver(a.met.Observe), confluence.WithGate(newGate(cfg, a, log)))
@@ -70,7 +74,7 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		Redis: rdb, Legacy: legacy, Integrations: a.store, Log: log, Limits: publishLimits(cfg), Connect: connect,
 		AttachmentURLHosts: cfg.AttachmentURLHosts, AttachmentMaxBytes: cfg.AttachmentMaxBytes,
 		Downloads: jobs.NewDownloadClient(jobs.DownloadTimeout),
-		Outcomes:  newRecorder(cfg, rdb, a.met),
+		Outcomes:  a.recorder,
 	})
 	jobs.ObserveOutcomes(a.mux, a.met.TaskOutcome)
 	a.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
