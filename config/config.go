@@ -55,6 +55,8 @@ type Config struct {
 
 	AttachmentMaxBytes int64
 	AttachmentURLHosts []string
+
+	Outcomes // DESIGN §10: outcome stream, webhooks, HTTP API (outcomes.go)
 }
 
 // Error names the variable and the value that was refused.
@@ -71,6 +73,7 @@ func (e *Error) Error() string {
 // secretVars are never echoed back in an error.
 var secretVars = map[string]bool{
 	"CREDSTORE_KEYS": true, "ATLASSIAN_CLIENT_SECRET": true, "DASHBOARD_PASSWORD": true,
+	"OUTCOME_WEBHOOK_SECRET": true, "API_TOKENS": true,
 }
 
 type loader struct {
@@ -207,6 +210,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.ConfluenceAllowCIDRs = l.cidrs("CONFLUENCE_ALLOW_CIDRS")
 	l.redis(c)
 	l.check(c)
+	l.outcomes(c)
 	if len(l.errs) > 0 {
 		return nil, errors.Join(l.errs...)
 	}

@@ -34,6 +34,7 @@ type Metrics struct {
 	transitions *prometheus.CounterVec
 	deferrals   *prometheus.CounterVec
 	points      *prometheus.CounterVec
+	out         outcomeSeries
 	tooLarge    *prometheus.CounterVec
 	gone        *prometheus.CounterVec
 }
@@ -86,6 +87,8 @@ func New(insp *asynq.Inspector) *Metrics {
 			Help: "Confluence answers 410 Gone (an endpoint Atlassian retired: the task is archived, the client needs a new release), by instance kind and endpoint.",
 		}, []string{"kind", "endpoint"}),
 	}
+	m.out = newOutcomeSeries()
+	m.reg.MustRegister(m.out.collectors()...)
 	m.reg.MustRegister(m.publishes, m.setupTasks, m.requests, m.latency, m.breakers, m.transitions, m.deferrals, m.points, m.tooLarge, m.gone,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if insp != nil {
