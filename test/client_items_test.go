@@ -8,6 +8,7 @@ import (
 
 	"retropub/confluence/confluencetest"
 	"retropub/credstore"
+	"retropub/internal/rediskeys"
 	"retropub/jobs"
 )
 
@@ -90,19 +91,14 @@ func TestMalformedPageIDRefusedWhereItEnters(t *testing.T) {
 	e.fake.AddFault(confluencetest.Fault{Method: "POST", Path: regexp.MustCompile(`^/wiki/api/v2/pages$`), Status: 200,
 		Body: `{"id":"9f1c-page","status":"current","title":"Retro bad-id","spaceId":"1","version":{"number":1},"_links":{"webui":"/spaces/ENG/pages/9f1c-page","base":"https://example.atlassian.net/wiki"}}`})
 	e.archived(e.retro("bad-id", 1, 0), `POST /wiki/api/v2/pages answered page id "9f1c-page"`, "not the integer id the API documents")
-	ctx := context.Background()
-	keys, err := e.rdb.Keys(ctx, "*").Result()
-	if err != nil {
-		t.Fatal(err)
+	// The report's mapping holds no page id, and the parent's none either.
+	m := e.rdb.HGetAll(context.Background(), rediskeys.Mapping(e.integration, "bad-id")).Val()
+	if m["page_id"] != "" {
+		t.Errorf("the mapping kept page id %q", m["page_id"])
 	}
-	for _, k := range keys {
-		if typ, _ := e.rdb.Type(ctx, k).Result(); typ != "hash" || strings.HasPrefix(k, "asynq:") {
-			continue // asynq's own task record keeps the error message, which names the id
-		}
-		for f, v := range e.rdb.HGetAll(ctx, k).Val() {
-			if strings.Contains(v, "9f1c-page") {
-				t.Errorf("the malformed id was kept: %s %s=%s", k, f, v)
-			}
+	for _, k := range e.rdb.Keys(context.Background(), "retropub:*").Val() {
+		if v, _ := e.rdb.Get(context.Background(), k).Result(); v == "9f1c-page" {
+			t.Errorf("%s kept the malformed id", k)
 		}
 	}
 }
