@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"retropub/credstore"
 	"retropub/confluence/confluencetest"
+	"retropub/credstore"
 )
 
 func (b *oauthBundle) putServiceAccount(t *testing.T, id, clientID, secret string) *credstore.Record {
