@@ -11,8 +11,6 @@ package gate
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,11 +18,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"retropub/confluence"
+	"retropub/internal/randhex"
 )
 
 // Config holds the limits; a zero limit switches that gate off.
@@ -115,7 +113,7 @@ func (g *Gate) Admit(ctx context.Context, inst, method, route string) (func(conf
 			return func(o confluence.Outcome) { g.report(in, bdone, "", false, o) }, nil
 		}
 	}
-	member := newMember()
+	member := randhex.String(12)
 	probe, err := g.admit(ctx, in, method, member)
 	if err != nil {
 		bdone(errRefused)
@@ -180,15 +178,15 @@ func admittedBurst(rate, burst int) int {
 	return max(burst-reserve, 1)
 }
 
-// share is the part of the hourly budget a task's queue may spend: low
-// work stops where Atlassian says "near the limit" (20 % left), default
-// work keeps the last 5 % for critical work (set-up checks a person waits for).
+// share is the part of the hourly budget a request may spend, by the
+// priority its task gave it (confluence.WithPriority): low work stops
+// where Atlassian says "near the limit" (20 % left), normal work keeps the
+// last 5 % for critical work (set-up checks a person waits for).
 func share(ctx context.Context) float64 {
-	q, _ := asynq.GetQueueName(ctx)
-	switch q {
-	case "critical":
+	switch confluence.PriorityOf(ctx) {
+	case confluence.PriorityCritical:
 		return 1
-	case "low":
+	case confluence.PriorityLow:
 		return 0.8
 	}
 	return 0.95
@@ -272,10 +270,4 @@ func untilQuotaResets(retryAfter time.Duration, announced bool, now time.Time) t
 		return retryAfter
 	}
 	return now.UTC().Truncate(time.Hour).Add(time.Hour).Sub(now)
-}
-
-func newMember() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

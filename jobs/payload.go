@@ -148,23 +148,38 @@ func DecodePublishPayload(data []byte) (*PublishPayload, error) {
 	}
 
 	var p PublishPayload
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		// A payload from a newer (or broken) producer should be told about
-		// the schema, not about the first field this version doesn't know.
-		if serr := probeSchema(data); serr != nil {
-			return nil, serr
+	if err := decodeStrict(data, &p); err != nil {
+		var pe *PayloadError
+		if errors.As(err, &pe) {
+			return nil, err
 		}
 		return nil, decodeError(err, data)
-	}
-	if rest := bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
-		return nil, perr("json", "unexpected data after the JSON object at byte %d (one object per payload)", dec.InputOffset())
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	return &p, nil
+}
+
+// decodeStrict is the one strict JSON decoder of every task payload: data
+// must be one JSON object whose every key v defines. A *PayloadError says
+// what is wrong with the schema or the framing; any other error is
+// encoding/json's, for the caller to word.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		// A payload from a newer (or broken) producer should be told about
+		// the schema, not about the first field this version doesn't know.
+		if serr := probeSchema(data); serr != nil {
+			return serr
+		}
+		return err
+	}
+	if rest := bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		return perr("json", "unexpected data after the JSON object at byte %d (one object per payload)", dec.InputOffset())
+	}
+	return nil
 }
 
 // probeSchema reports a missing or unsupported schema, or nil when the
