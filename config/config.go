@@ -111,6 +111,8 @@ type Config struct {
 	// AttachmentURLHosts are the hosts url attachments may come from
 	// (exact names or *.suffix). ATTACHMENT_URL_HOSTS, default none.
 	AttachmentURLHosts []string
+
+	Outcomes // DESIGN §10: outcome stream, webhooks, HTTP API (outcomes.go)
 }
 
 // Error names the variable and the value that was refused.
@@ -127,6 +129,7 @@ func (e *Error) Error() string {
 // secretVars are never echoed back in an error.
 var secretVars = map[string]bool{
 	"CREDSTORE_KEYS": true, "ATLASSIAN_CLIENT_SECRET": true, "DASHBOARD_PASSWORD": true,
+	"OUTCOME_WEBHOOK_SECRET": true, "API_TOKENS": true,
 }
 
 type loader struct {
@@ -263,6 +266,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.ConfluenceAllowCIDRs = l.cidrs("CONFLUENCE_ALLOW_CIDRS")
 	l.redis(c)
 	l.check(c)
+	l.outcomes(c)
 	if len(l.errs) > 0 {
 		return nil, errors.Join(l.errs...)
 	}

@@ -184,8 +184,18 @@ func NewTokens(store *Store, cfg OAuthConfig) *Tokens {
 
 // Source returns a token source for rec, seeded with its stored token.
 // It satisfies confluence.Refresher.
+// A service account's source (kind oauth2_client) fetches its tokens with
+// the client credentials instead of a refresh token (clientcreds.go).
 func (t *Tokens) Source(rec *Record) *TokenSource {
-	return &TokenSource{t: t, id: rec.ID, cur: rec.Auth}
+	return &TokenSource{t: t, id: rec.ID, cur: rec.Auth, hc: t.cfg.httpClient()}
+}
+
+// WithHTTPClient makes s reach its token endpoint through hc: a Data
+// Center service account's endpoint is on the customer's base_url, so it
+// takes the integration's client (egress policy, ca_pem).
+func (s *TokenSource) WithHTTPClient(hc *http.Client) *TokenSource {
+	s.hc = hc
+	return s
 }
 
 // TokenSource is one run's view of an integration's OAuth token: the token
@@ -194,6 +204,7 @@ func (t *Tokens) Source(rec *Record) *TokenSource {
 type TokenSource struct {
 	t  *Tokens
 	id string
+	hc *http.Client // for client-credentials fetches
 
 	mu  sync.Mutex
 	cur Auth
@@ -251,7 +262,13 @@ func (s *TokenSource) valid(a Auth) bool {
 	}
 	early := earlyMax
 	if l := lifetime(a); l > 0 {
-		early = min(early, l/4)
+		// A service account's next token costs one request and no
+		// rotation risk, so its tokens are used longer before renewal.
+		part := l / 4
+		if a.Kind == KindClientCredentials {
+			part = l / 5
+		}
+		early = min(early, part)
 	}
 	return s.t.now().Add(early).Before(a.ExpiresAt)
 }
@@ -303,6 +320,10 @@ func (s *TokenSource) usable(ctx context.Context, rec *Record, rejected Secret) 
 	case a.AccessToken != rejected && s.valid(a):
 		s.cur = a
 		return true, nil
+	case a.Kind == KindClientCredentials:
+		// No refresh token to lose: expired or refused (a 401), the
+		// answer is one more fetch; a refusal of that one ends the task.
+		return false, nil
 	case rejected != "" && a.AccessToken == rejected && s.fresh(a):
 		return false, s.markReauth(ctx, "Confluence refused a freshly refreshed access token (401)")
 	case a.RefreshToken == "":
@@ -322,6 +343,9 @@ func (s *TokenSource) refreshLocked(ctx context.Context, l *refreshLock, rejecte
 	}
 	if ok, err := s.usable(ctx, rec, rejected); ok || err != nil {
 		return err
+	}
+	if rec.Auth.Kind == KindClientCredentials {
+		return s.fetchLocked(ctx, rec)
 	}
 	octx, cancel := s.t.cfg.oauthContext()
 	defer cancel()
@@ -367,6 +391,27 @@ func (t *Tokens) save(id string, used Secret, a Auth) error {
 		}
 		delay = min(2*delay, time.Second)
 	}
+}
+
+// fetchLocked runs with the refresh lock held and the record re-read: it
+// fetches a service account's new token and caches it sealed before
+// anyone uses it, so the fleet's other workers take it from the record.
+func (s *TokenSource) fetchLocked(ctx context.Context, rec *Record) error {
+	got, err := s.t.fetchClientToken(ctx, rec, s.hc)
+	if err != nil {
+		var re *ReauthRequiredError
+		if errors.As(err, &re) {
+			return s.markReauth(ctx, re.Reason)
+		}
+		return err
+	}
+	if err := s.t.saveClientToken(s.id, rec.Auth.ClientSecret, got); err != nil && !errors.Is(err, ErrCredentialsReplaced) {
+		return err
+	}
+	a := rec.Auth
+	a.AccessToken, a.ExpiresAt, a.RefreshedAt = got.AccessToken, got.ExpiresAt, got.RefreshedAt
+	s.cur = a
+	return nil
 }
 
 func (s *TokenSource) markReauth(ctx context.Context, reason string) error {

@@ -67,6 +67,7 @@ type publicAuth struct {
 	Scopes      []string  `json:"scopes,omitempty"`
 	Username    string    `json:"username,omitempty"`
 	ConsumerKey string    `json:"consumer_key,omitempty"`
+	ClientID    string    `json:"client_id,omitempty"`
 	// HasRefreshToken lets List build a View without opening the seal.
 	HasRefreshToken bool `json:"has_refresh_token,omitempty"`
 	// RefreshedAt is when the access token was obtained by a refresh.
@@ -82,6 +83,7 @@ type secretFields struct {
 	Password      string `json:"password,omitempty"`
 	PrivateKeyPEM string `json:"private_key_pem,omitempty"`
 	TokenSecret   string `json:"token_secret,omitempty"`
+	ClientSecret  string `json:"client_secret,omitempty"`
 }
 
 // associatedData binds the ciphertext to the integration id and to the
@@ -89,8 +91,14 @@ type secretFields struct {
 // A blob copied to another record fails to open, and so does a record whose
 // base_url (or site, CA, kind) was changed in Redis to redirect credentials.
 func associatedData(d *document) []byte {
-	b, _ := json.Marshal([]string{"retropub/credstore/v1", d.ID, d.Flavor, d.CloudID, d.SiteURL,
-		d.BaseURL, d.CAPEM, d.Auth.Kind, d.Auth.Username, d.Auth.ConsumerKey})
+	fields := []string{"retropub/credstore/v1", d.ID, d.Flavor, d.CloudID, d.SiteURL,
+		d.BaseURL, d.CAPEM, d.Auth.Kind, d.Auth.Username, d.Auth.ConsumerKey}
+	if d.Auth.Kind == KindClientCredentials {
+		// Only this kind has a client id; records of the others keep the
+		// associated data they were sealed with.
+		fields = append(fields, d.Auth.ClientID)
+	}
+	b, _ := json.Marshal(fields)
 	return b
 }
 
@@ -100,11 +108,12 @@ func (s *Store) seal(r *Record) (*document, error) {
 		ID: r.ID, Flavor: r.Flavor, CloudID: r.CloudID, SiteURL: r.SiteURL, BaseURL: r.BaseURL,
 		CAPEM: r.CAPEM, EditPolicy: r.EditPolicy, Status: r.Status, UpdatedAt: r.UpdatedAt,
 		Auth: publicAuth{Kind: a.Kind, ExpiresAt: a.ExpiresAt, Scopes: a.Scopes, Username: a.Username,
-			ConsumerKey: a.ConsumerKey, HasRefreshToken: a.RefreshToken != "", RefreshedAt: a.RefreshedAt},
+			ConsumerKey: a.ConsumerKey, ClientID: a.ClientID, HasRefreshToken: a.RefreshToken != "", RefreshedAt: a.RefreshedAt},
 	}
 	pt, err := json.Marshal(secretFields{
 		AccessToken: a.AccessToken.Reveal(), RefreshToken: a.RefreshToken.Reveal(), Token: a.Token.Reveal(),
 		Password: a.Password.Reveal(), PrivateKeyPEM: a.PrivateKeyPEM.Reveal(), TokenSecret: a.TokenSecret.Reveal(),
+		ClientSecret: a.ClientSecret.Reveal(),
 	})
 	if err != nil {
 		return nil, err
@@ -132,6 +141,7 @@ func (s *Store) unseal(id string, d *document) (*Record, error) {
 	r.Auth.AccessToken, r.Auth.RefreshToken = Secret(sec.AccessToken), Secret(sec.RefreshToken)
 	r.Auth.Token, r.Auth.Password = Secret(sec.Token), Secret(sec.Password)
 	r.Auth.PrivateKeyPEM, r.Auth.TokenSecret = Secret(sec.PrivateKeyPEM), Secret(sec.TokenSecret)
+	r.Auth.ClientSecret = Secret(sec.ClientSecret)
 	return r, nil
 }
 
@@ -141,7 +151,7 @@ func (d *document) record() *Record {
 		ID: d.ID, Flavor: d.Flavor, CloudID: d.CloudID, SiteURL: d.SiteURL, BaseURL: d.BaseURL,
 		CAPEM: d.CAPEM, EditPolicy: d.EditPolicy, Status: d.Status, UpdatedAt: d.UpdatedAt,
 		Auth: Auth{Kind: d.Auth.Kind, ExpiresAt: d.Auth.ExpiresAt, Scopes: d.Auth.Scopes,
-			Username: d.Auth.Username, ConsumerKey: d.Auth.ConsumerKey, RefreshedAt: d.Auth.RefreshedAt},
+			Username: d.Auth.Username, ConsumerKey: d.Auth.ConsumerKey, ClientID: d.Auth.ClientID, RefreshedAt: d.Auth.RefreshedAt},
 	}
 }
 

@@ -143,18 +143,14 @@ func checkHead(schema int, integration string) error {
 	return checkID("integration_id", integration)
 }
 
-// DecodeSetupPayload decodes data strictly (one JSON object, no unknown
-// fields) into p and validates it, as DecodePublishPayload does.
+// DecodeSetupPayload decodes data strictly (decodeStrict: one JSON object,
+// no unknown fields, keys spelled exactly and each once) into p and validates it, as DecodePublishPayload does.
 func DecodeSetupPayload(data []byte, p SetupPayload) error {
 	if len(data) > 64<<10 {
 		return perr("json", "payload is %d bytes; set-up payloads are small", len(data))
 	}
 	if err := decodeStrict(data, p); err != nil {
-		var pe *PayloadError
-		if errors.As(err, &pe) {
-			return err
-		}
-		return perr("json", "%s", strings.TrimPrefix(err.Error(), "json: "))
+		return err
 	}
 	return p.Validate()
 }

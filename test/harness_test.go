@@ -24,6 +24,7 @@ import (
 	"retropub/confluence/confluencetest"
 	"retropub/credstore"
 	"retropub/jobs"
+	"retropub/outcomes"
 )
 
 // testDB is the Redis database the suites use on a real Redis (REDIS_URL):
@@ -169,6 +170,7 @@ func (e *env) startWorker(concurrency int) *asynq.Server {
 		// Attachment sources in tests are httptest servers on loopback.
 		AttachmentURLHosts: []string{"127.0.0.1"}, AttachmentMaxBytes: e.maxAttachment,
 		Downloads: jobs.NewDownloadClient(30 * time.Second),
+		Outcomes:  &outcomes.Recorder{Redis: e.rdb},
 	})
 	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{
 		Concurrency:              concurrency,

@@ -166,7 +166,7 @@ func TestRevokedRefreshTokenAndRecovery(t *testing.T) {
 	rec := fmt.Sprintf(`{"id":"revoked","flavor":"cloud","cloud_id":%q,"auth":{"kind":"oauth2","access_token":%q,"refresh_token":%q}}`,
 		e.fake.CloudID(), access, refresh)
 	out, code := e.runCmd("worker", rec, "integrations", "put", "--file", "-")
-	if code != 0 || !strings.Contains(out, `"rerun_archived":1`) {
+	if code != 0 || !strings.Contains(out, `"replayed_parked":1`) {
 		t.Fatalf("put: exit %d: %s", code, out)
 	}
 	if info := e.wait("default", res.TaskID); info.State != asynq.TaskStateCompleted {

@@ -56,6 +56,12 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 	redisconn.Install(rdb) // no busy loop while Redis refuses us
 	a.insp = asynq.NewInspectorFromRedisClient(rdb)
 	a.met = metrics.New(a.insp)
+	a.met.SetPointsBudget(cfg.AtlassianPointsPerHour)
+	a.met.SetReadiness(func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return a.ready(ctx) == nil
+	})
 	a.mux = asynq.NewServeMux()
 	tokens := credstore.NewTokens(a.store, oauthConfig(cfg, a.http))
 	connect := jobs.NewConnector(cfg.AtlassianAPIURL, a.http, tokens,
@@ -64,6 +70,7 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		Redis: rdb, Legacy: legacy, Integrations: a.store, Log: log, Limits: publishLimits(cfg), Connect: connect,
 		AttachmentURLHosts: cfg.AttachmentURLHosts, AttachmentMaxBytes: cfg.AttachmentMaxBytes,
 		Downloads: jobs.NewDownloadClient(jobs.DownloadTimeout),
+		Outcomes:  newRecorder(cfg, rdb, a.met),
 	})
 	jobs.ObserveOutcomes(a.mux, a.met.TaskOutcome)
 	a.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
@@ -137,18 +144,30 @@ func (a *app) shutdown() {
 	a.srv.Shutdown()
 }
 
+// errNotRunning is /readyz's answer between start-up and start, and from
+// SIGTERM on.
+var errNotRunning = errors.New("worker: not running")
+
+// ready is nil when the worker can take tasks: Redis accepts a write and
+// the asynq server runs (/readyz and retropub_worker_ready).
+func (a *app) ready(ctx context.Context) error {
+	if err := a.redisWritable(ctx); err != nil {
+		return errors.New("redis: unavailable") // the cause is in the worker's log, not on a public endpoint
+	}
+	if !a.running.Load() || a.srv.Ping() != nil {
+		return errNotRunning
+	}
+	return nil
+}
+
 // httpMux serves the health endpoints and /metrics; extra mounts more
 // (the dashboard).
 func (a *app) httpMux(extra func(*http.ServeMux)) *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.redisWritable(r.Context()); err != nil {
-			http.Error(w, "redis: unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		if !a.running.Load() || a.srv.Ping() != nil {
-			http.Error(w, "worker: not running", http.StatusServiceUnavailable)
+		if err := a.ready(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")

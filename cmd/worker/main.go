@@ -83,7 +83,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if cmd == "keys" {
 			return runKeys(ctx, store, args, stdout, stderr)
 		}
-		return runIntegrations(ctx, integrationsDeps{store: store, insp: asynq.NewInspectorFromRedisClient(rdb), oauth: oauthConfig(cfg, nil)}, args, stdin, stdout, stderr)
+		return runIntegrations(ctx, integrationsDeps{store: store, replay: newReplayer(rdb),
+			outcomes: newRecorder(cfg, rdb, nil), oauth: oauthConfig(cfg, nil)}, args, stdin, stdout, stderr)
 	}
 	if err := serve(ctx, cfg, log, rdb); err != nil {
 		log.Error("worker stopped", zap.Error(err))
@@ -103,6 +104,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, rdb redis.U
 		return err
 	}
 	defer a.shutdown()
+	stopOutcomes := a.startOutcomeLoops(ctx)
+	defer stopOutcomes()
 	var mount func(*http.ServeMux)
 	if cfg.DashboardUser != "" {
 		conn, err := asynqConnOpt(cfg)

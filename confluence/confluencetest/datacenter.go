@@ -193,6 +193,8 @@ var dcRoutes = []route{
 	// Data Center has no create-or-update PUT here (confluence-api.md §2.7).
 	{"PUT", "/rest/api/content/{id}/child/attachment", false, dcMethodNotAllowed},
 	{"POST", "/rest/api/content/{id}/child/attachment/{attachmentId}/data", true, (*Server).updateAttachmentData},
+	// The OAuth 2.0 provider's token endpoint (service accounts, DESIGN §11).
+	{"POST", dcTokenPath, true, (*Server).dcClientCredentials},
 }
 
 func dcMethodNotAllowed(_ *Server, w http.ResponseWriter, _ *call) {
@@ -231,6 +233,12 @@ func (d *DataCenter) dispatch(w http.ResponseWriter, r *http.Request, rt resolve
 		w.Header().Set("Content-Type", "text/html;charset=utf-8")
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = w.Write([]byte("<!doctype html><html><body><h1>HTTP Status 404 – Not Found</h1></body></html>"))
+		return
+	}
+	if rt.apiPath == dcTokenPath && rt.route != nil {
+		// The OAuth 2.0 provider's token endpoint authenticates the client
+		// by its credentials in the body.
+		rt.route.h(d.Server, w, &call{r: r, body: body, args: rt.args})
 		return
 	}
 	user, ok := d.authenticate(w, r, body)

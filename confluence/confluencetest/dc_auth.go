@@ -38,6 +38,9 @@ func (d *DataCenter) authenticate(w http.ResponseWriter, r *http.Request, body [
 		user, ok := d.pats[tok]
 		d.authMu.Unlock()
 		if !ok {
+			user, ok = d.serviceAccountUser(tok)
+		}
+		if !ok {
 			writeV1Error(w, http.StatusUnauthorized, "Personal access token is invalid or expired")
 		}
 		return user, ok

@@ -258,6 +258,8 @@ type tokenRequest struct {
 	RefreshToken string `json:"refresh_token"`
 	Code         string `json:"code"`
 	RedirectURI  string `json:"redirect_uri"`
+	Audience     string `json:"audience"`
+	Scope        string `json:"scope"`
 }
 
 func parseTokenRequest(c *call) (tokenRequest, bool) {
@@ -273,6 +275,7 @@ func parseTokenRequest(c *call) (tokenRequest, bool) {
 	tr = tokenRequest{
 		GrantType: form.Get("grant_type"), ClientID: form.Get("client_id"), ClientSecret: form.Get("client_secret"),
 		RefreshToken: form.Get("refresh_token"), Code: form.Get("code"), RedirectURI: form.Get("redirect_uri"),
+		Audience: form.Get("audience"), Scope: form.Get("scope"),
 	}
 	return tr, true
 }
@@ -283,6 +286,10 @@ func (s *Server) token(w http.ResponseWriter, c *call) {
 	tr, ok := parseTokenRequest(c)
 	if !ok {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "The request body could not be parsed.")
+		return
+	}
+	if tr.GrantType == "client_credentials" {
+		s.cloudClientCredentials(w, tr) // a service account, not the OAuth app
 		return
 	}
 	s.mu.Lock()

@@ -110,6 +110,7 @@ type Server struct {
 	clock     func() time.Time
 	dc        *DataCenter // set when this is the Server/Data Center flavour
 	lim       limits
+	sa        serviceAccounts // clientcreds.go
 }
 
 type space struct {

@@ -63,9 +63,16 @@ func TestOAuthToken(t *testing.T) {
 	r := b.do(t, "POST", b.url+"/oauth/token", []byte(form.Encode()), "Content-Type", "application/x-www-form-urlencoded", "Authorization", "")
 	wantStatus(t, r, 403)
 	wantBody(t, r, `{"error":"invalid_grant","error_description":"Unknown or invalid refresh token."}`)
-	r = b.do(t, "POST", b.url+"/oauth/token", map[string]any{"grant_type": "client_credentials", "client_id": DefaultClientID, "client_secret": DefaultClientSecret}, "Authorization", "")
+	r = b.do(t, "POST", b.url+"/oauth/token", map[string]any{"grant_type": "password", "client_id": DefaultClientID, "client_secret": DefaultClientSecret}, "Authorization", "")
 	wantStatus(t, r, 400)
 	if r.json(t)["error"] != "unsupported_grant_type" {
+		t.Errorf("body %s", r.body)
+	}
+	// The OAuth app is not a service account: its credentials do not get
+	// client-credentials tokens.
+	r = b.do(t, "POST", b.url+"/oauth/token", map[string]any{"grant_type": "client_credentials", "client_id": DefaultClientID, "client_secret": DefaultClientSecret}, "Authorization", "")
+	wantStatus(t, r, 401)
+	if r.json(t)["error"] != "invalid_client" {
 		t.Errorf("body %s", r.body)
 	}
 	if d := b.srv.Disallowed(); len(d) != 0 {

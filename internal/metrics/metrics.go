@@ -34,7 +34,11 @@ type Metrics struct {
 	transitions *prometheus.CounterVec
 	deferrals   *prometheus.CounterVec
 	points      *prometheus.CounterVec
+	out         outcomeSeries
 	tooLarge    *prometheus.CounterVec
+
+	op         operatorSeries
+	collectors []prometheus.Collector // everything registered, for Names
 }
 
 // New registers retropub's series, Go and process series, and, when insp
@@ -81,12 +85,16 @@ func New(insp *asynq.Inspector) *Metrics {
 			Help: "Confluence answers abandoned because they passed the answer bound (a hostile or broken server), by instance kind and endpoint.",
 		}, []string{"kind", "endpoint"}),
 	}
-	m.reg.MustRegister(m.publishes, m.setupTasks, m.requests, m.latency, m.breakers, m.transitions, m.deferrals, m.points, m.tooLarge,
+	m.out = newOutcomeSeries()
+	m.mustRegister(m.out.collectors()...)
+	m.mustRegister(m.publishes, m.setupTasks, m.requests, m.latency, m.breakers, m.transitions, m.deferrals, m.points, m.tooLarge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if insp != nil {
-		m.reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
+		m.mustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
 	}
+	m.registerOperatorSeries()
 	m.zero()
+	m.zeroOutcomes()
 	return m
 }
 
