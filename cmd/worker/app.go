@@ -18,6 +18,7 @@ import (
 	"retropub/config"
 	"retropub/confluence"
 	"retropub/credstore"
+	"retropub/gate"
 	"retropub/internal/logging"
 	"retropub/internal/metrics"
 	"retropub/internal/redisconn"
@@ -35,6 +36,7 @@ type app struct {
 	mux   *asynq.ServeMux
 	insp  *asynq.Inspector
 	met   *metrics.Metrics
+	gate  *gate.Gate
 	// running is true between start and shutdown: asynq's Ping answers
 	// nil for a server that is not running, so /readyz cannot ask it.
 	running atomic.Bool
@@ -55,8 +57,9 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 	a.met = metrics.New(a.insp)
 	a.mux = asynq.NewServeMux()
 	tokens := credstore.NewTokens(a.store, oauthConfig(cfg, a.http))
+	a.gate = newGate(cfg, a, log)
 	connect := jobs.NewConnector(cfg.AtlassianAPIURL, a.http, tokens,
-		confluence.WithObserver(a.met.Observe), confluence.WithGate(newGate(cfg, a, log)))
+		confluence.WithObserver(a.met.Observe), confluence.WithGate(a.gate))
 	jobs.Register(a.mux, &jobs.Publisher{
 		Redis: rdb, Integrations: a.store, Log: log, Limits: publishLimits(cfg), Connect: connect,
 		AttachmentURLHosts: cfg.AttachmentURLHosts, AttachmentMaxBytes: cfg.AttachmentMaxBytes,
@@ -132,6 +135,7 @@ func (a *app) start() error {
 func (a *app) shutdown() {
 	a.running.Store(false)
 	a.srv.Shutdown()
+	a.gate.Close() // hand back what the gate's leases hold
 }
 
 // httpMux serves the health endpoints and /metrics; extra mounts more
