@@ -10,6 +10,8 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/worker ./cmd/worke
 # Run: nothing but the binaries and CA certificates, as a non-root user.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/worker /out/enqueue /usr/local/bin/
-USER nonroot:nonroot
+# Numeric (distroless "nonroot"): a runtime can only check runAsNonRoot
+# against a number.
+USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/worker"]

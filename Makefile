@@ -4,13 +4,15 @@ PKGS     := ./...
 
 .PHONY: demo test build lint bench bench-go clean
 
-## demo: the whole pipeline on embedded defaults (Ctrl-C to stop)
+## demo: the whole pipeline on embedded defaults (Ctrl-C to stop); the demo
+## tag links the fake Confluence, which the production worker does not carry
 demo:
-	$(GO) run ./cmd/worker demo
+	$(GO) run -tags demo ./cmd/worker demo
 
 ## test: every test, with the race detector (REDIS_URL adds the real-Redis suites)
 test:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags demo ./cmd/worker
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 ## build: static binaries in bin/
@@ -22,6 +24,7 @@ build:
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags demo ./cmd/worker
 
 ## bench: the load harness (real worker process at the default log level, a private
 ## redis-server it starts itself): every gate off, then the defaults with the

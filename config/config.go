@@ -17,6 +17,9 @@ type Config struct {
 	RedisURL            string
 	RedisSentinelAddrs  []string
 	RedisSentinelMaster string
+	// RedisClusterAddrs are seed nodes of a Redis Cluster (host:port);
+	// REDIS_URL then carries only the credentials.
+	RedisClusterAddrs []string
 
 	WorkerConcurrency     int
 	WorkerQueues          map[string]int
@@ -52,6 +55,8 @@ type Config struct {
 
 	AttachmentMaxBytes int64
 	AttachmentURLHosts []string
+
+	Outcomes // DESIGN §10: outcome stream, webhooks, HTTP API (outcomes.go)
 }
 
 // Error names the variable and the value that was refused.
@@ -68,6 +73,7 @@ func (e *Error) Error() string {
 // secretVars are never echoed back in an error.
 var secretVars = map[string]bool{
 	"CREDSTORE_KEYS": true, "ATLASSIAN_CLIENT_SECRET": true, "DASHBOARD_PASSWORD": true,
+	"OUTCOME_WEBHOOK_SECRET": true, "API_TOKENS": true,
 }
 
 type loader struct {
@@ -173,6 +179,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		RedisURL:              l.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
 		RedisSentinelAddrs:    l.list("REDIS_SENTINEL_ADDRS"),
 		RedisSentinelMaster:   l.str("REDIS_SENTINEL_MASTER", ""),
+		RedisClusterAddrs:     l.list("REDIS_CLUSTER_ADDRS"),
 		WorkerConcurrency:     l.int("WORKER_CONCURRENCY", 20, 1),
 		WorkerShutdownTimeout: l.duration("WORKER_SHUTDOWN_TIMEOUT", 30*time.Second, time.Second),
 		WorkerPollInterval:    l.duration("WORKER_POLL_INTERVAL", 100*time.Millisecond, 10*time.Millisecond),
@@ -203,6 +210,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.ConfluenceAllowCIDRs = l.cidrs("CONFLUENCE_ALLOW_CIDRS")
 	l.redis(c)
 	l.check(c)
+	l.outcomes(c)
 	if len(l.errs) > 0 {
 		return nil, errors.Join(l.errs...)
 	}
@@ -245,6 +253,16 @@ func (l *loader) cidrs(name string) []*net.IPNet {
 }
 
 func (l *loader) redis(c *Config) {
+	l.hostPorts("REDIS_SENTINEL_ADDRS", c.RedisSentinelAddrs)
+	l.hostPorts("REDIS_CLUSTER_ADDRS", c.RedisClusterAddrs)
+	if len(c.RedisClusterAddrs) > 0 {
+		if len(c.RedisSentinelAddrs) > 0 || c.RedisSentinelMaster != "" {
+			l.fail("REDIS_CLUSTER_ADDRS", strings.Join(c.RedisClusterAddrs, ","), "REDIS_CLUSTER_ADDRS and REDIS_SENTINEL_ADDRS/REDIS_SENTINEL_MASTER exclude each other: set one topology")
+		}
+		if u, err := url.Parse(c.RedisURL); err == nil && u.Path != "" && u.Path != "/" && u.Path != "/0" {
+			l.fail("REDIS_URL", redactURL(c.RedisURL), "a Redis Cluster has only database 0; with REDIS_CLUSTER_ADDRS, REDIS_URL carries only the credentials")
+		}
+	}
 	if len(c.RedisSentinelAddrs) > 0 || c.RedisSentinelMaster != "" {
 		if len(c.RedisSentinelAddrs) == 0 || c.RedisSentinelMaster == "" {
 			l.fail("REDIS_SENTINEL_MASTER", c.RedisSentinelMaster, "REDIS_SENTINEL_ADDRS and REDIS_SENTINEL_MASTER go together")
@@ -254,6 +272,16 @@ func (l *loader) redis(c *Config) {
 	u, err := url.Parse(c.RedisURL)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 		l.fail("REDIS_URL", redactURL(c.RedisURL), "want redis://[user:password@]host:port/db or rediss://…")
+	}
+}
+
+// hostPorts refuses an address list entry that is not host:port.
+func (l *loader) hostPorts(name string, addrs []string) {
+	for _, a := range addrs {
+		host, port, err := net.SplitHostPort(a)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			l.fail(name, a, "want host:port entries separated by commas, e.g. redis-0:6379,redis-1:6379")
+		}
 	}
 }
 

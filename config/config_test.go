@@ -52,3 +52,37 @@ func TestCIDRs(t *testing.T) {
 		t.Fatalf("%v %v", c, err)
 	}
 }
+
+func TestRedisTopologies(t *testing.T) {
+	c, err := Load(env(map[string]string{"REDIS_CLUSTER_ADDRS": "10.0.0.1:7000, redis-1:7001", "REDIS_URL": "redis://:pw@ignored:1"}))
+	if err != nil || len(c.RedisClusterAddrs) != 2 || c.RedisClusterAddrs[1] != "redis-1:7001" {
+		t.Fatalf("cluster: %+v %v", c, err)
+	}
+	bad := []struct {
+		env  map[string]string
+		want []string // every variable the message must name
+	}{
+		{map[string]string{"REDIS_CLUSTER_ADDRS": "a:1", "REDIS_SENTINEL_ADDRS": "s:26379", "REDIS_SENTINEL_MASTER": "m"},
+			[]string{"REDIS_CLUSTER_ADDRS", "REDIS_SENTINEL_ADDRS"}},
+		{map[string]string{"REDIS_CLUSTER_ADDRS": "a:1,redis-2"}, []string{"REDIS_CLUSTER_ADDRS", `"redis-2"`}},
+		{map[string]string{"REDIS_CLUSTER_ADDRS": "a:99999"}, []string{"REDIS_CLUSTER_ADDRS", "a:99999"}},
+		{map[string]string{"REDIS_CLUSTER_ADDRS": ":7000"}, []string{"REDIS_CLUSTER_ADDRS"}},
+		{map[string]string{"REDIS_SENTINEL_ADDRS": "s1:26379,s2", "REDIS_SENTINEL_MASTER": "m"}, []string{"REDIS_SENTINEL_ADDRS", `"s2"`}},
+		{map[string]string{"REDIS_CLUSTER_ADDRS": "a:1", "REDIS_URL": "redis://:pw-secret@h:1/3"}, []string{"REDIS_URL", "database 0"}},
+	}
+	for _, b := range bad {
+		_, err := Load(env(b.env))
+		if err == nil {
+			t.Errorf("%v: accepted", b.env)
+			continue
+		}
+		for _, w := range b.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: %v does not name %s", b.env, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "pw-secret") {
+			t.Errorf("the password leaked: %v", err)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -54,8 +55,9 @@ func BytesUpload(name, contentType, comment string, data []byte) Upload {
 		Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }}
 }
 
-func attachmentPath(pageID string) string {
-	return "/wiki/rest/api/content/" + url.PathEscape(pageID) + "/child/attachment"
+// attachmentPath is v1 on both flavours, under the flavour's v1 root.
+func (c *conn) attachmentPath(pageID string) string {
+	return c.v1 + "/content/" + url.PathEscape(pageID) + "/child/attachment"
 }
 
 // AttachmentByName finds a page's attachment by file name; ErrNotFound
@@ -65,7 +67,7 @@ func (c *Client) AttachmentByName(ctx context.Context, pageID, filename string) 
 		Results []Attachment `json:"results"`
 	}
 	q := url.Values{"filename": {filename}, "limit": {"5"}}
-	if err := c.do(ctx, request{method: "GET", path: attachmentPath(pageID), query: q}, &out); err != nil {
+	if err := c.do(ctx, request{method: "GET", path: c.attachmentPath(pageID), query: q}, &out); err != nil {
 		return nil, err
 	}
 	for i := range out.Results {
@@ -73,19 +75,19 @@ func (c *Client) AttachmentByName(ctx context.Context, pageID, filename string) 
 			return &out.Results[i], nil
 		}
 	}
-	return nil, &Error{StatusCode: 404, Method: "GET", Path: attachmentPath(pageID), Message: "no attachment named " + filename}
+	return nil, &NotFoundError{Method: "GET", Path: c.attachmentPath(pageID), What: "attachment " + strconv.Quote(filename)}
 }
 
 // AddAttachments uploads new files in one multipart request (several
 // "file" parts, one "comment" per file in the same order). Confluence
 // refuses the whole request if a name exists already: ErrFileExists.
 func (c *Client) AddAttachments(ctx context.Context, pageID string, files []Upload) ([]Attachment, error) {
-	return c.upload(ctx, attachmentPath(pageID), files)
+	return c.upload(ctx, c.attachmentPath(pageID), files)
 }
 
 // UpdateAttachment uploads a new version of a known attachment.
 func (c *Client) UpdateAttachment(ctx context.Context, pageID, attachmentID string, file Upload) (*Attachment, error) {
-	out, err := c.upload(ctx, attachmentPath(pageID)+"/"+url.PathEscape(attachmentID)+"/data", []Upload{file})
+	out, err := c.upload(ctx, c.attachmentPath(pageID)+"/"+url.PathEscape(attachmentID)+"/data", []Upload{file})
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -42,6 +41,10 @@ type Outcome struct {
 	Header                  http.Header
 	Err                     error // the typed error the caller receives, nil on 2xx
 	Duration                time.Duration
+	// AnswerTooLarge marks a second report for a request already
+	// observed: its 2xx answer passed the bound (WithMaxAnswerBytes) while
+	// it was read. Observers count it apart from requests.
+	AnswerTooLarge bool
 }
 
 // Observer sees every request's outcome (metrics, logs).
@@ -58,19 +61,34 @@ func (t BearerToken) Authorize(_ context.Context, req *http.Request) error {
 
 // Client talks to one Confluence instance with one set of credentials.
 // Build one per job run on a shared *http.Client so connections pool.
+//
+// Its methods are the same on every flavour. What differs (REST v2 on
+// Cloud, v1 on Data Center; space ids vs keys) lives in two types behind
+// the unexported flavour interface, chosen once by NewCloud or NewServer:
+// no method asks which flavour it is on.
 type Client struct {
-	base     *url.URL // …/ex/confluence/{cloudId}, or the Server base URL; no trailing slash
+	conn         // the one request path both flavours share
+	api  flavour // *cloud or *dataCenter
+}
+
+// conn is the request path: allowlist, gate, credentials, send, retry
+// policy, answer checking. Flavours call do; nothing else sends.
+type conn struct {
+	base     *url.URL // …/ex/confluence/{cloudId}, or the Data Center base URL; no trailing slash
 	instance string   // "cloud:<cloudId>" or "server:<host><context path>"
-	server   bool     // Server/Data Center flavour: REST v1 at the base URL
+	v1       string   // where REST v1 lives below base: /wiki/rest/api on Cloud, /rest/api on Data Center
 	caPEM    string   // extra CA bundle (WithCA)
-	homes    sync.Map // Server: space key → home page id, learned by SpaceByKey
 	http     *http.Client
 	auth     Authorizer
 	allowed  []route
 	agent    string
 	gate     Gate
 	observe  Observer
+	retry    retryPolicy
+	redirect redirectHint // whose address it is when an answer redirects
 	calls    atomic.Int64
+	// maxAnswer bounds a decoded answer (WithMaxAnswerBytes).
+	maxAnswer int64
 }
 
 // Option configures a Client.
@@ -105,7 +123,9 @@ func NewCloud(apiURL, cloudID string, opts ...Option) (*Client, error) {
 	if err != nil || base.Host == "" {
 		return nil, fmt.Errorf("confluence: invalid API URL %q", apiURL)
 	}
-	c := &Client{base: base, instance: "cloud:" + cloudID, allowed: cloudRoutes, agent: "retropub"}
+	c := &Client{}
+	c.base, c.instance, c.v1, c.allowed, c.redirect = base, "cloud:"+cloudID, "/wiki/rest/api", cloudRoutes, cloudRedirect
+	c.api = &cloud{conn: &c.conn}
 	if err := c.apply(opts); err != nil {
 		return nil, err
 	}
@@ -114,11 +134,15 @@ func NewCloud(apiURL, cloudID string, opts ...Option) (*Client, error) {
 
 // apply applies the options and fills in the defaults.
 func (c *Client) apply(opts []Option) error {
+	c.agent, c.retry = "retropub", defaultRetryPolicy()
 	for _, o := range opts {
 		o(c)
 	}
 	if c.http == nil {
 		c.http = NewHTTPClient(30*time.Second, 16)
+	}
+	if c.maxAnswer <= 0 {
+		c.maxAnswer = DefaultMaxAnswerBytes
 	}
 	if c.caPEM != "" {
 		hc, err := clientWithCA(c.http, c.caPEM)
@@ -134,10 +158,10 @@ func (c *Client) apply(opts []Option) error {
 }
 
 // Instance names the Confluence instance, e.g. "cloud:<cloudId>".
-func (c *Client) Instance() string { return c.instance }
+func (c *conn) Instance() string { return c.instance }
 
 // Calls reports how many HTTP requests this client has sent.
-func (c *Client) Calls() int64 { return c.calls.Load() }
+func (c *conn) Calls() int64 { return c.calls.Load() }
 
 // request is one call before it is sent.
 type request struct {
@@ -160,22 +184,15 @@ func jsonBody(v any) (func() io.ReadCloser, error) {
 	return func() io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }, nil
 }
 
-// do is the one request path: allowlist, gate, credentials, send, check
-// the answer, decode into out (nil: discard). A 401 with refreshable
-// credentials refreshes them and repeats the request once.
-func (c *Client) do(ctx context.Context, r request, out any) error {
-	r.path = c.v1Path(r.path)
+// do is the one request path: allowlist, then attempts as the retry
+// policy decides (retry.go), then the answer decoded into out (nil:
+// discarded).
+func (c *conn) do(ctx context.Context, r request, out any) error {
 	route, ok := allowed(c.allowed, r.method, r.path)
 	if !ok {
 		return &NotAllowedError{Method: r.method, Path: r.path}
 	}
-	resp, err := c.sendSafe(ctx, r, route)
-	if rf, ok := c.auth.(Refresher); ok && errors.Is(err, ErrUnauthorized) && !scopeMismatch(err) {
-		if rerr := rf.Refresh(ctx); rerr != nil {
-			return rerr
-		}
-		resp, err = c.sendSafe(ctx, r, route)
-	}
+	resp, err := c.attempt(ctx, r, route)
 	if err != nil {
 		return err
 	}
@@ -184,21 +201,16 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil && !errors.Is(err, io.EOF) {
-		return &TransportError{Method: r.method, Path: r.path, Err: fmt.Errorf("decode answer: %w", err)}
+	err = decodeAnswer(r, resp.Body, c.maxAnswer, out)
+	if errors.Is(err, ErrAnswerTooLarge) && c.observe != nil {
+		c.observe(Outcome{Instance: c.instance, Method: r.method, Route: route, StatusCode: resp.StatusCode, Err: err, AnswerTooLarge: true})
 	}
-	return nil
-}
-
-// scopeMismatch: a refresh cannot add scopes, so it is not tried.
-func scopeMismatch(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.ScopeMismatch()
+	return err
 }
 
 // send makes one attempt; a non-2xx answer comes back as an error with the
 // body consumed.
-func (c *Client) send(ctx context.Context, r request, route string) (*http.Response, error) {
+func (c *conn) send(ctx context.Context, r request, route string) (*http.Response, error) {
 	var done func(Outcome)
 	if c.gate != nil {
 		d, err := c.gate.Admit(ctx, c.instance, r.method, route)
@@ -252,7 +264,10 @@ func (c *Client) send(ctx context.Context, r request, route string) (*http.Respo
 		err = sendError(r, &u, err)
 	default:
 		o.StatusCode, o.Header = resp.StatusCode, resp.Header
-		if err = checkResponse(r, resp); err != nil {
+		if err = redirectError(r, resp, c.redirect); err == nil {
+			err = checkResponse(r, resp, c.retry.clock.Now())
+		}
+		if err != nil {
 			resp.Body.Close()
 		}
 	}
@@ -280,8 +295,10 @@ func stripURL(err error) error {
 
 const maxErrorBody = 1 << 20
 
-// checkResponse is the only place that maps HTTP answers onto error types.
-func checkResponse(r request, resp *http.Response) error {
+// checkResponse is the only place that maps HTTP answers onto error types,
+// and so the only place an *Error (a 404 included) is made: a look-up that
+// Confluence answered without a match is a *NotFoundError instead.
+func checkResponse(r request, resp *http.Response, now time.Time) error {
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
@@ -296,7 +313,7 @@ func checkResponse(r request, resp *http.Response) error {
 	e.Code, e.Message = errorMessage(body)
 	if resp.StatusCode == http.StatusTooManyRequests ||
 		(resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "") {
-		d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), now)
 		if !ok {
 			d = 10 * time.Second
 		}

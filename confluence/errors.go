@@ -160,3 +160,74 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	}
 	return min(max(d, 0), MaxRetryAfter), true
 }
+
+// NotFoundError is a look-up Confluence answered (2xx) without the thing
+// asked for: no space of that key, no page of that title. It is ErrNotFound
+// like a 404, but Confluence said no such status, so it is not an *Error:
+// every *Error is an answer checkResponse read.
+type NotFoundError struct {
+	Method, Path string // the look-up that came back without a match
+	What         string // e.g. `space "ENG"`, `page 123`
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("confluence: %s %s: %s not found or not visible", e.Method, e.Path, e.What)
+}
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+// ErrInvalidID matches *InvalidIDError.
+var ErrInvalidID = errors.New("confluence: invalid id")
+
+// InvalidIDError is an id that is not what the API documents (page and
+// space ids are int64s written as strings; attachment ids the same with an
+// optional "att" prefix). Ids are checked where they enter: as an argument
+// (nothing is sent) or in Confluence's answer (nothing is kept), so a
+// malformed id never reaches the mapping. No retry can fix it.
+type InvalidIDError struct {
+	Kind   string // page, space, attachment
+	Value  string
+	Answer string // "POST /wiki/api/v2/pages" when Confluence answered it; "" for an argument
+}
+
+func (e *InvalidIDError) Error() string {
+	if e.Answer != "" {
+		return fmt.Sprintf("confluence: %s answered %s id %q, which is not the integer id the API documents; it was not kept", e.Answer, e.Kind, e.Value)
+	}
+	return fmt.Sprintf("confluence: invalid %s id %q", e.Kind, e.Value)
+}
+func (e *InvalidIDError) Is(target error) bool { return target == ErrInvalidID }
+
+// InputError is an argument refused before anything was sent (a search
+// text with nothing left to search for). It is ErrBadRequest, as
+// Confluence would have answered, without the request.
+type InputError struct {
+	Field, Reason string
+}
+
+func (e *InputError) Error() string {
+	return fmt.Sprintf("confluence: %s: %s", e.Field, e.Reason)
+}
+func (e *InputError) Is(target error) bool { return target == ErrBadRequest }
+
+// validID reports whether s is a positive int64 in decimal, as v2 (and v1)
+// ids are.
+func validID(s string) bool {
+	n, err := strconv.ParseInt(s, 10, 64)
+	return err == nil && n > 0 && strconv.FormatInt(n, 10) == s
+}
+
+func checkPageID(id string) error {
+	if !validID(id) {
+		return &InvalidIDError{Kind: "page", Value: id}
+	}
+	return nil
+}
+
+// checkAnswerID refuses an id Confluence answered that the API does not
+// document, naming the call that answered it.
+func checkAnswerID(method, path, kind, id string) error {
+	if !validID(id) {
+		return &InvalidIDError{Kind: kind, Value: id, Answer: method + " " + path}
+	}
+	return nil
+}

@@ -1,14 +1,7 @@
 package confluence
 
-import (
-	"context"
-	"fmt"
-	"net/url"
-	"strconv"
-	"strings"
-)
-
-// Space is a Confluence space; v2 addresses it by numeric id, not key.
+// Space is a Confluence space. On Cloud, v2 addresses it by numeric id; on
+// Data Center, v1 by key, so there ID holds the key.
 type Space struct {
 	ID         string `json:"id"`
 	Key        string `json:"key"`
@@ -16,7 +9,8 @@ type Space struct {
 	HomepageID string `json:"homepageId"`
 }
 
-// Page is a page as v2 returns it.
+// Page is a page as v2 returns it; the Data Center flavour fills the same
+// fields from v1.
 type Page struct {
 	ID       string `json:"id"`
 	Status   string `json:"status"`
@@ -53,139 +47,12 @@ type pageList struct {
 	} `json:"_links"`
 }
 
-// SpaceByKey resolves a space key to the space. A missing space (or one
-// the credentials cannot see) is ErrNotFound.
-func (c *Client) SpaceByKey(ctx context.Context, key string) (*Space, error) {
-	if c.server {
-		return c.serverSpaceByKey(ctx, key)
-	}
-	var out struct {
-		Results []Space `json:"results"`
-	}
-	q := url.Values{"keys": {key}, "limit": {"1"}}
-	if err := c.do(ctx, request{method: "GET", path: "/wiki/api/v2/spaces", query: q}, &out); err != nil {
-		return nil, err
-	}
-	for i := range out.Results {
-		if strings.EqualFold(out.Results[i].Key, key) {
-			return &out.Results[i], nil
-		}
-	}
-	return nil, &Error{StatusCode: 404, Method: "GET", Path: "/wiki/api/v2/spaces", Message: fmt.Sprintf("space %q not found or not visible", key)}
-}
-
-// PageByTitle finds the current page with exactly this title in a space.
-// Confluence's title filter is case-sensitive while uniqueness is not, so
-// a miss here does not prove the title is free (see PageByTitleFold).
-func (c *Client) PageByTitle(ctx context.Context, spaceID, title string, withBody bool) (*Page, error) {
-	if c.server {
-		return c.serverPageByTitle(ctx, spaceID, title, withBody)
-	}
-	q := url.Values{"space-id": {spaceID}, "title": {title}, "status": {"current"}, "limit": {"5"}}
-	want := strings.TrimSpace(title)
-	return c.findPage(ctx, q, withBody, false, func(p *Page) bool { return strings.TrimSpace(p.Title) == want })
-}
-
-// PageByTitleFold walks the space's pages and compares titles
-// case-insensitively: the fallback after "title already exists" when the
-// exact look-up found nothing. It costs one call per 250 pages.
-func (c *Client) PageByTitleFold(ctx context.Context, spaceID, title string) (*Page, error) {
-	if c.server {
-		return c.serverPageByTitleFold(ctx, spaceID, title)
-	}
-	q := url.Values{"space-id": {spaceID}, "status": {"current"}, "limit": {"250"}}
-	want := strings.TrimSpace(title)
-	return c.findPage(ctx, q, false, true, func(p *Page) bool { return strings.EqualFold(strings.TrimSpace(p.Title), want) })
-}
-
-// PageByID reads a page's current state through the list endpoint
-// (GET /pages?id=), the one DESIGN §4 allows. Trashed pages are not found.
-func (c *Client) PageByID(ctx context.Context, id string, withBody bool) (*Page, error) {
-	if c.server {
-		return c.serverPageByID(ctx, id, withBody)
-	}
-	q := url.Values{"id": {id}, "limit": {"1"}}
-	return c.findPage(ctx, q, withBody, false, func(p *Page) bool {
-		return p.ID == id && p.Status != "trashed" && p.Status != "deleted"
-	})
-}
-
-// findPage lists pages with q and returns the first that matches; with
-// paginate it follows the cursor (guarding against an echoed cursor).
-func (c *Client) findPage(ctx context.Context, q url.Values, withBody, paginate bool, match func(*Page) bool) (*Page, error) {
-	if withBody {
-		q.Set("body-format", "storage")
-	}
-	seen := map[string]bool{}
-	for {
-		var out pageList
-		if err := c.do(ctx, request{method: "GET", path: "/wiki/api/v2/pages", query: q}, &out); err != nil {
-			return nil, err
-		}
-		for i := range out.Results {
-			if match(&out.Results[i]) {
-				out.Results[i].Links.Base = out.Links.Base
-				return &out.Results[i], nil
-			}
-		}
-		cursor := nextCursor(out.Links.Next)
-		if !paginate || cursor == "" || seen[cursor] {
-			return nil, &Error{StatusCode: 404, Method: "GET", Path: "/wiki/api/v2/pages", Message: "no such page"}
-		}
-		seen[cursor] = true
-		q.Set("cursor", cursor)
-	}
-}
-
-// nextCursor takes the cursor out of a site-relative _links.next; the link
-// itself is rooted on the site, not on the gateway, so it is re-issued.
-func nextCursor(next string) string {
-	if next == "" {
-		return ""
-	}
-	u, err := url.Parse(next)
-	if err != nil {
-		return ""
-	}
-	return u.Query().Get("cursor")
-}
-
 // NewPage is what CreatePage sends.
 type NewPage struct {
 	SpaceID  string
 	ParentID string // empty: below the space's home page
 	Title    string
 	Body     string // storage format
-}
-
-type storageBody struct {
-	Representation string `json:"representation"`
-	Value          string `json:"value"`
-}
-
-// CreatePage creates a published page. An empty ParentID puts it below
-// the home page (never root-level). A taken title is ErrTitleExists.
-func (c *Client) CreatePage(ctx context.Context, p NewPage) (*Page, error) {
-	if c.server {
-		return c.serverCreatePage(ctx, p)
-	}
-	body := struct {
-		SpaceID  string      `json:"spaceId"`
-		Status   string      `json:"status"`
-		Title    string      `json:"title"`
-		ParentID string      `json:"parentId,omitempty"`
-		Body     storageBody `json:"body"`
-	}{p.SpaceID, "current", p.Title, p.ParentID, storageBody{"storage", p.Body}}
-	rd, err := jsonBody(body)
-	if err != nil {
-		return nil, err
-	}
-	var out Page
-	err = c.do(ctx, request{method: "POST", path: "/wiki/api/v2/pages", body: rd, contentType: "application/json"}, &out)
-	if err != nil {
-		return nil, err
-	}
-	return &out, nil
 }
 
 // PageUpdate is what UpdatePage sends; Version is the new number
@@ -196,44 +63,13 @@ type PageUpdate struct {
 	Message                            string
 }
 
-// UpdatePage replaces a page's title and body. A stale version is
-// ErrVersionConflict; a deleted page ErrNotFound.
-func (c *Client) UpdatePage(ctx context.Context, u PageUpdate) (*Page, error) {
-	if c.server {
-		return c.serverUpdatePage(ctx, u)
-	}
-	type version struct {
-		Number  int    `json:"number"`
-		Message string `json:"message,omitempty"`
-	}
-	body := struct {
-		ID       string      `json:"id"`
-		Status   string      `json:"status"`
-		Title    string      `json:"title"`
-		SpaceID  string      `json:"spaceId,omitempty"`
-		ParentID string      `json:"parentId,omitempty"`
-		Body     storageBody `json:"body"`
-		Version  version     `json:"version"`
-	}{u.ID, "current", u.Title, u.SpaceID, u.ParentID, storageBody{"storage", u.Body}, version{u.Version, u.Message}}
-	rd, err := jsonBody(body)
-	if err != nil {
-		return nil, err
-	}
-	var out Page
-	path := "/wiki/api/v2/pages/" + url.PathEscape(u.ID)
-	if err := c.do(ctx, request{method: "PUT", path: path, body: rd, contentType: "application/json"}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+type storageBody struct {
+	Representation string `json:"representation"`
+	Value          string `json:"value"`
 }
 
-// DeletePage moves a page to the trash.
-func (c *Client) DeletePage(ctx context.Context, id string) error {
-	if _, err := strconv.ParseUint(id, 10, 64); err != nil {
-		return fmt.Errorf("confluence: invalid page id %q", id)
-	}
-	if c.server {
-		return c.serverDeletePage(ctx, id)
-	}
-	return c.do(ctx, request{method: "DELETE", path: "/wiki/api/v2/pages/" + id}, nil)
+// version is the version object of an update, v1 and v2 alike.
+type version struct {
+	Number  int    `json:"number"`
+	Message string `json:"message,omitempty"`
 }

@@ -22,41 +22,10 @@ type User struct {
 // call that proves they work.
 func (c *Client) CurrentUser(ctx context.Context) (*User, error) {
 	var u User
-	if err := c.do(ctx, request{method: "GET", path: "/wiki/rest/api/user/current"}, &u); err != nil {
+	if err := c.do(ctx, request{method: "GET", path: c.v1 + "/user/current"}, &u); err != nil {
 		return nil, err
 	}
 	return &u, nil
-}
-
-// ListSpaces returns up to max current spaces the credentials can see, in
-// Confluence's order, following the v2 cursor; more reports whether there
-// were more than max.
-func (c *Client) ListSpaces(ctx context.Context, max int) (spaces []Space, more bool, err error) {
-	q := url.Values{"status": {"current"}, "limit": {strconv.Itoa(min(max, 250))}}
-	seen := map[string]bool{}
-	for {
-		var out struct {
-			Results []Space `json:"results"`
-			Links   struct {
-				Next string `json:"next"`
-			} `json:"_links"`
-		}
-		if err := c.do(ctx, request{method: "GET", path: "/wiki/api/v2/spaces", query: q}, &out); err != nil {
-			return nil, false, err
-		}
-		for _, s := range out.Results {
-			if len(spaces) == max {
-				return spaces, true, nil
-			}
-			spaces = append(spaces, s)
-		}
-		cursor := nextCursor(out.Links.Next)
-		if cursor == "" || seen[cursor] {
-			return spaces, false, nil
-		}
-		seen[cursor] = true
-		q.Set("cursor", cursor)
-	}
 }
 
 // PageHit is one search result.
@@ -69,14 +38,14 @@ type PageHit struct {
 // SearchPages finds current pages in a space whose title contains the
 // words of query (CQL title ~, with a trailing wildcard for autocomplete).
 // Characters CQL would read as syntax are dropped from query; a query with
-// nothing left is ErrBadRequest without a request.
+// nothing left is an *InputError (ErrBadRequest) without a request.
 func (c *Client) SearchPages(ctx context.Context, spaceKey, query string, limit int) ([]PageHit, error) {
 	text := cqlText(query)
 	if !strings.ContainsFunc(text, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) {
-		return nil, &Error{StatusCode: 400, Method: "GET", Path: "/wiki/rest/api/content/search", Message: "the search text has no letters or digits"}
+		return nil, &InputError{Field: "query", Reason: "the search text has no letters or digits"}
 	}
 	if spaceKey == "" || strings.ContainsAny(spaceKey, "\"\\ ") {
-		return nil, &Error{StatusCode: 400, Method: "GET", Path: "/wiki/rest/api/content/search", Message: "invalid space key"}
+		return nil, &InputError{Field: "space_key", Reason: "invalid space key"}
 	}
 	cql := `type = page AND space = "` + spaceKey + `" AND title ~ "` + text + `*"`
 	q := url.Values{"cql": {cql}, "limit": {strconv.Itoa(limit)}}
@@ -92,7 +61,7 @@ func (c *Client) SearchPages(ctx context.Context, spaceKey, query string, limit 
 			Base string `json:"base"`
 		} `json:"_links"`
 	}
-	if err := c.do(ctx, request{method: "GET", path: "/wiki/rest/api/content/search", query: q}, &out); err != nil {
+	if err := c.do(ctx, request{method: "GET", path: c.v1 + "/content/search", query: q}, &out); err != nil {
 		return nil, err
 	}
 	hits := make([]PageHit, 0, len(out.Results))

@@ -23,7 +23,7 @@ import (
 //
 //   - Direct: the dialer checks the address it is about to connect to
 //     (net.Dialer.ControlContext, after DNS), so host names that resolve to
-//     internal addresses, and redirects to them, are refused too, and a DNS
+//     internal addresses are refused too, and a DNS
 //     answer that changes between a check and the dial cannot slip through.
 //   - Through EGRESS_PROXY_URL: the dialer only ever dials the proxy, which
 //     the operator configured and trusts; the target host is resolved and
@@ -72,10 +72,10 @@ func ViaProxy(u *url.URL) HTTPOption { return func(e *egress) { e.proxy = u } }
 
 // NewHTTPClient returns the client every Confluence client of a process
 // should share: the egress policy, a per-request timeout, enough idle
-// connections per host for the worker's concurrency, and no redirects to
-// another host. Environment proxy variables are ignored: only ViaProxy
-// routes through a proxy, so the policy cannot be bypassed by the process
-// environment.
+// connections per host for the worker's concurrency, and no redirects
+// followed at all (redirect.go). Environment proxy variables are ignored:
+// only ViaProxy routes through a proxy, so the policy cannot be bypassed by
+// the process environment.
 func NewHTTPClient(timeout time.Duration, idlePerHost int, opts ...HTTPOption) *http.Client {
 	pol := &egress{resolver: net.DefaultResolver}
 	for _, o := range opts {
@@ -94,18 +94,6 @@ func NewHTTPClient(timeout time.Duration, idlePerHost int, opts ...HTTPOption) *
 	tr.DialContext = d.DialContext
 	et := &egressTransport{policy: pol, base: tr, cas: &caCache{root: tr, byHash: map[[32]byte]*egressTransport{}}}
 	return &http.Client{Transport: et, Timeout: timeout, CheckRedirect: checkRedirect}
-}
-
-// checkRedirect follows a few redirects on the same host (the dialer still
-// checks each address) and refuses any to another host.
-func checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) > 0 && req.URL.Host != via[0].URL.Host {
-		return &RedirectError{From: origin(via[0].URL), To: origin(req.URL)}
-	}
-	if len(via) >= 5 {
-		return http.ErrUseLastResponse
-	}
-	return nil
 }
 
 func origin(u *url.URL) string { return u.Scheme + "://" + u.Host }
@@ -322,16 +310,6 @@ func (e *EgressError) Error() string {
 // Is makes errors.Is(err, ErrEgressRefused) true.
 func (e *EgressError) Is(target error) bool { return target == ErrEgressRefused }
 
-// RedirectError is a redirect to another host, which is never followed.
-type RedirectError struct{ From, To string }
-
-func (e *RedirectError) Error() string {
-	return fmt.Sprintf("confluence: %s redirected to %s; redirects to another host are not followed (set the integration's base_url to the address Confluence answers on)", e.From, e.To)
-}
-
-// Is makes errors.Is(err, ErrEgressRefused) true.
-func (e *RedirectError) Is(target error) bool { return target == ErrEgressRefused }
-
 // CertificateError is a TLS certificate the client does not trust.
 // Verification is never switched off; a private CA goes into ca_pem.
 type CertificateError struct {
@@ -363,7 +341,6 @@ var (
 func sendError(r request, u *url.URL, err error) error {
 	var (
 		eg *EgressError
-		rd *RedirectError
 		cv *tls.CertificateVerificationError
 		se *SourceError
 	)
@@ -374,8 +351,6 @@ func sendError(r request, u *url.URL, err error) error {
 		c := *eg
 		c.URL = origin(u)
 		return &c
-	case errors.As(err, &rd):
-		return rd
 	case errors.As(err, &cv):
 		return &CertificateError{URL: origin(u), Err: cv.Err}
 	}

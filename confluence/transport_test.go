@@ -99,14 +99,14 @@ func TestNewServerBaseURL(t *testing.T) {
 	}
 }
 
-// v1 paths written Cloud-style land at the context path on Server, and
+// v1 paths land at the context path on Server (no /wiki), and
 // the allowlist then applies the Server list.
 func TestServerV1PathsAndAllowlist(t *testing.T) {
 	c, err := NewServer("https://wiki.example.com/confluence", WithAuthorizer(BearerToken("t")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.v1Path(attachmentPath("123")); got != "/rest/api/content/123/child/attachment" {
+	if got := c.attachmentPath("123"); got != "/rest/api/content/123/child/attachment" {
 		t.Errorf("attachment path %s", got)
 	}
 	err = c.do(context.Background(), request{method: "GET", path: "/rest/api/content/123"}, nil)

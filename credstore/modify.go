@@ -52,6 +52,20 @@ func (s *Store) SaveTokens(ctx context.Context, id string, usedRefresh Secret, a
 	})
 }
 
+// SaveClientToken caches the access token a service account's client
+// credentials (usedSecret) fetched. It refuses with ErrCredentialsReplaced
+// (wrapped) when the record no longer holds that secret: new credentials
+// were put meanwhile, and their first use fetches their own token.
+func (s *Store) SaveClientToken(ctx context.Context, id string, usedSecret Secret, a Auth) error {
+	return s.modify(ctx, id, func(r *Record) error {
+		if r.Auth.Kind != KindClientCredentials || r.Auth.ClientSecret != usedSecret {
+			return fmt.Errorf("%w: %q", ErrCredentialsReplaced, id)
+		}
+		r.Auth.AccessToken, r.Auth.ExpiresAt, r.Auth.RefreshedAt = a.AccessToken, a.ExpiresAt, a.RefreshedAt
+		return nil
+	})
+}
+
 // SetSite records the cloud id found for a record's site_url and, when the
 // record names none, the scopes granted there. The cloud id is bound into
 // the seal's associated data, so the secrets are sealed again.

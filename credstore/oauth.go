@@ -14,6 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
+
+	"retropub/internal/rediskeys"
 )
 
 // OAuth 2.0 (3LO) for Confluence Cloud (confluence-api.md §3.1). Atlassian
@@ -45,7 +47,7 @@ type OAuthConfig struct {
 	ClientSecret string
 	AuthURL      string       // ATLASSIAN_AUTH_URL: /authorize and /oauth/token
 	APIURL       string       // ATLASSIAN_API_URL: /oauth/token/accessible-resources
-	HTTPClient   *http.Client // shared, pooled; nil means http.DefaultClient
+	HTTPClient   *http.Client // shared, pooled; nil: a client that follows no redirect
 }
 
 func (c OAuthConfig) config(redirectURL string, scopes []string) *oauth2.Config {
@@ -65,7 +67,15 @@ func (c OAuthConfig) httpClient() *http.Client {
 	if c.HTTPClient != nil {
 		return c.HTTPClient
 	}
-	return http.DefaultClient
+	return noRedirects
+}
+
+// noRedirects is the default client: a token endpoint that redirects gets
+// no code, client secret or refresh token re-sent elsewhere (the worker
+// passes its egress client, which follows no redirect either).
+var noRedirects = &http.Client{
+	Timeout:       refreshTimeout,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
 // oauthContext is the context x/oauth2 keeps for its token calls: never a
@@ -179,8 +189,18 @@ func NewTokens(store *Store, cfg OAuthConfig) *Tokens {
 
 // Source returns a token source for rec, seeded with its stored token.
 // It satisfies confluence.Refresher.
+// A service account's source (kind oauth2_client) fetches its tokens with
+// the client credentials instead of a refresh token (clientcreds.go).
 func (t *Tokens) Source(rec *Record) *TokenSource {
-	return &TokenSource{t: t, id: rec.ID, cur: rec.Auth}
+	return &TokenSource{t: t, id: rec.ID, cur: rec.Auth, hc: t.cfg.httpClient()}
+}
+
+// WithHTTPClient makes s reach its token endpoint through hc: a Data
+// Center service account's endpoint is on the customer's base_url, so it
+// takes the integration's client (egress policy, ca_pem).
+func (s *TokenSource) WithHTTPClient(hc *http.Client) *TokenSource {
+	s.hc = hc
+	return s
 }
 
 // TokenSource is one run's view of an integration's OAuth token: the token
@@ -189,6 +209,7 @@ func (t *Tokens) Source(rec *Record) *TokenSource {
 type TokenSource struct {
 	t  *Tokens
 	id string
+	hc *http.Client // for client-credentials fetches
 
 	mu  sync.Mutex
 	cur Auth
@@ -246,7 +267,13 @@ func (s *TokenSource) valid(a Auth) bool {
 	}
 	early := earlyMax
 	if l := lifetime(a); l > 0 {
-		early = min(early, l/4)
+		// A service account's next token costs one request and no
+		// rotation risk, so its tokens are used longer before renewal.
+		part := l / 4
+		if a.Kind == KindClientCredentials {
+			part = l / 5
+		}
+		early = min(early, part)
 	}
 	return s.t.now().Add(early).Before(a.ExpiresAt)
 }
@@ -298,6 +325,10 @@ func (s *TokenSource) usable(ctx context.Context, rec *Record, rejected Secret) 
 	case a.AccessToken != rejected && s.valid(a):
 		s.cur = a
 		return true, nil
+	case a.Kind == KindClientCredentials:
+		// No refresh token to lose: expired or refused (a 401), the
+		// answer is one more fetch; a refusal of that one ends the task.
+		return false, nil
 	case rejected != "" && a.AccessToken == rejected && s.fresh(a):
 		return false, s.markReauth(ctx, "Confluence refused a freshly refreshed access token (401)")
 	case a.RefreshToken == "":
@@ -317,6 +348,9 @@ func (s *TokenSource) refreshLocked(ctx context.Context, l *refreshLock, rejecte
 	}
 	if ok, err := s.usable(ctx, rec, rejected); ok || err != nil {
 		return err
+	}
+	if rec.Auth.Kind == KindClientCredentials {
+		return s.fetchLocked(ctx, rec)
 	}
 	octx, cancel := s.t.cfg.oauthContext()
 	defer cancel()
@@ -364,6 +398,27 @@ func (t *Tokens) save(id string, used Secret, a Auth) error {
 	}
 }
 
+// fetchLocked runs with the refresh lock held and the record re-read: it
+// fetches a service account's new token and caches it sealed before
+// anyone uses it, so the fleet's other workers take it from the record.
+func (s *TokenSource) fetchLocked(ctx context.Context, rec *Record) error {
+	got, err := s.t.fetchClientToken(ctx, rec, s.hc)
+	if err != nil {
+		var re *ReauthRequiredError
+		if errors.As(err, &re) {
+			return s.markReauth(ctx, re.Reason)
+		}
+		return err
+	}
+	if err := s.t.saveClientToken(s.id, rec.Auth.ClientSecret, got); err != nil && !errors.Is(err, ErrCredentialsReplaced) {
+		return err
+	}
+	a := rec.Auth
+	a.AccessToken, a.ExpiresAt, a.RefreshedAt = got.AccessToken, got.ExpiresAt, got.RefreshedAt
+	s.cur = a
+	return nil
+}
+
 func (s *TokenSource) markReauth(ctx context.Context, reason string) error {
 	st := Status{NeedsReauth: true, Reason: reason, Since: s.t.now().UTC()}
 	if err := s.t.store.SetStatus(context.WithoutCancel(ctx), s.id, st); err != nil && !errors.Is(err, ErrNotFound) {
@@ -379,7 +434,7 @@ type refreshLock struct {
 	owner string
 }
 
-func refreshLockKey(id string) string { return recordPrefix + id + ":refresh-lock" }
+func refreshLockKey(id string) string { return rediskeys.RefreshLock(id) }
 
 // lock returns nil, nil when another worker holds the lock.
 func (t *Tokens) lock(ctx context.Context, id string) (*refreshLock, error) {

@@ -13,12 +13,12 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"retropub/confluence/confluencetest"
 	"retropub/credstore"
-	"retropub/test/fakeconfluence"
 )
 
 type oauthBundle struct {
-	fake  *fakeconfluence.Server
+	fake  *confluencetest.Server
 	mr    *miniredis.Miniredis
 	rdb   *redis.Client
 	keys  *credstore.Keyring
@@ -26,9 +26,9 @@ type oauthBundle struct {
 	cfg   credstore.OAuthConfig
 }
 
-func setupOAuth(t *testing.T, opts fakeconfluence.Options) *oauthBundle {
+func setupOAuth(t *testing.T, opts confluencetest.Options) *oauthBundle {
 	t.Helper()
-	b := &oauthBundle{fake: fakeconfluence.New(opts), mr: miniredis.RunT(t)}
+	b := &oauthBundle{fake: confluencetest.New(opts), mr: miniredis.RunT(t)}
 	u := b.fake.Start()
 	t.Cleanup(b.fake.Close)
 	b.rdb = redis.NewClient(&redis.Options{Addr: b.mr.Addr(), MaxRetries: -1})
@@ -71,7 +71,7 @@ func (b *oauthBundle) get(t *testing.T, id string) *credstore.Record {
 // same expired token at once: one refresh, everyone gets the new token.
 func TestConcurrentRefreshIsShared(t *testing.T) {
 	t.Parallel()
-	b := setupOAuth(t, fakeconfluence.Options{})
+	b := setupOAuth(t, confluencetest.Options{})
 	_, rt0 := b.putExpired(t, "acme")
 	rec := b.get(t, "acme")
 	const workers = 8
@@ -111,10 +111,10 @@ func TestConcurrentRefreshIsShared(t *testing.T) {
 // The new pair is saved before it is used, and a failed save is retried.
 func TestRefreshSavesBeforeUseAndRetriesTheSave(t *testing.T) {
 	t.Parallel()
-	b := setupOAuth(t, fakeconfluence.Options{})
+	b := setupOAuth(t, confluencetest.Options{})
 	b.putExpired(t, "acme")
 	rec := b.get(t, "acme")
-	b.fake.OnRequest(func(r fakeconfluence.Request) {
+	b.fake.OnRequest(func(r confluencetest.Request) {
 		if r.Path == "/oauth/token" {
 			// Redis fails just as the answer leaves the token endpoint.
 			b.mr.SetError("LOADING Redis is loading the dataset in memory")
@@ -132,7 +132,7 @@ func TestRefreshSavesBeforeUseAndRetriesTheSave(t *testing.T) {
 
 func TestInvalidGrantMarksNeedsReauth(t *testing.T) {
 	t.Parallel()
-	b := setupOAuth(t, fakeconfluence.Options{})
+	b := setupOAuth(t, confluencetest.Options{})
 	_, rt := b.putExpired(t, "acme")
 	b.fake.RevokeRefreshToken(rt)
 	src := credstore.NewTokens(b.store, b.cfg).Source(b.get(t, "acme"))
@@ -160,7 +160,7 @@ func TestInvalidGrantMarksNeedsReauth(t *testing.T) {
 // A 401 on a token refreshed moments ago is not fixed by refreshing again.
 func TestUnauthorizedAfterFreshTokenNeedsReauth(t *testing.T) {
 	t.Parallel()
-	b := setupOAuth(t, fakeconfluence.Options{})
+	b := setupOAuth(t, confluencetest.Options{})
 	b.putExpired(t, "acme")
 	src := credstore.NewTokens(b.store, b.cfg).Source(b.get(t, "acme"))
 	if _, err := src.Token(context.Background()); err != nil {
@@ -182,7 +182,7 @@ func TestUnauthorizedAfterFreshTokenNeedsReauth(t *testing.T) {
 // A 401 on a token believed valid (not just refreshed) forces one refresh.
 func TestUnauthorizedOnOlderTokenRefreshesOnce(t *testing.T) {
 	t.Parallel()
-	b := setupOAuth(t, fakeconfluence.Options{})
+	b := setupOAuth(t, confluencetest.Options{})
 	access, refresh := b.fake.IssueTokens()
 	if err := b.store.Put(context.Background(), &credstore.Record{ID: "acme", Flavor: "cloud", CloudID: b.fake.CloudID(),
 		Auth: credstore.Auth{Kind: "oauth2", AccessToken: credstore.Secret(access), RefreshToken: credstore.Secret(refresh),
@@ -201,7 +201,7 @@ func TestUnauthorizedOnOlderTokenRefreshesOnce(t *testing.T) {
 
 func TestNoRefreshTokenNeedsReauth(t *testing.T) {
 	t.Parallel()
-	b := setupOAuth(t, fakeconfluence.Options{})
+	b := setupOAuth(t, confluencetest.Options{})
 	if err := b.store.Put(context.Background(), &credstore.Record{ID: "acme", Flavor: "cloud", CloudID: b.fake.CloudID(),
 		Auth: credstore.Auth{Kind: "oauth2", AccessToken: "static", ExpiresAt: time.Now().Add(-time.Second)}}); err != nil {
 		t.Fatal(err)
@@ -215,7 +215,7 @@ func TestNoRefreshTokenNeedsReauth(t *testing.T) {
 
 func TestWrongClientSecretIsNotReauth(t *testing.T) {
 	t.Parallel()
-	b := setupOAuth(t, fakeconfluence.Options{})
+	b := setupOAuth(t, confluencetest.Options{})
 	b.putExpired(t, "acme")
 	b.cfg.ClientSecret = "wrong"
 	_, err := credstore.NewTokens(b.store, b.cfg).Source(b.get(t, "acme")).Token(context.Background())
@@ -230,7 +230,7 @@ func TestWrongClientSecretIsNotReauth(t *testing.T) {
 
 func TestResolveSite(t *testing.T) {
 	t.Parallel()
-	b := setupOAuth(t, fakeconfluence.Options{SiteURL: "https://acme.atlassian.net"})
+	b := setupOAuth(t, confluencetest.Options{SiteURL: "https://acme.atlassian.net"})
 	access, refresh := b.fake.IssueTokens()
 	put := func(id, site string) *credstore.Record {
 		if err := b.store.Put(context.Background(), &credstore.Record{ID: id, Flavor: "cloud", SiteURL: site,
@@ -265,7 +265,7 @@ func TestResolveSite(t *testing.T) {
 
 func TestAuthCodeURLAndExchange(t *testing.T) {
 	t.Parallel()
-	b := setupOAuth(t, fakeconfluence.Options{})
+	b := setupOAuth(t, confluencetest.Options{})
 	raw := b.cfg.AuthCodeURL("https://app.example.com/cb", "st4te", []string{"write:page:confluence", "offline_access"})
 	u, err := url.Parse(raw)
 	if err != nil || u.Path != "/authorize" {

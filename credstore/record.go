@@ -21,6 +21,9 @@ const (
 	KindPAT     = "pat"     // Server/DC personal access token
 	KindBasic   = "basic"   // Server/DC username + password
 	KindAppLink = "applink" // Server/DC Application Link, OAuth 1.0a RSA-SHA1
+	// KindClientCredentials is a service account's OAuth 2.0 client
+	// credentials (DESIGN §11), on Cloud and on Data Center.
+	KindClientCredentials = "oauth2_client"
 )
 
 // Flavors and edit policies.
@@ -58,6 +61,10 @@ type Auth struct {
 	ConsumerKey   string `json:"consumer_key,omitempty"`
 	PrivateKeyPEM Secret `json:"private_key_pem,omitempty"`
 	TokenSecret   Secret `json:"token_secret,omitempty"`
+
+	// oauth2_client (AccessToken and ExpiresAt cache the last token fetched)
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret Secret `json:"client_secret,omitempty"`
 }
 
 // Status records why an integration cannot be used until an admin acts.
@@ -93,6 +100,7 @@ type View struct {
 	Scopes          []string  `json:"scopes,omitempty"`
 	ExpiresAt       time.Time `json:"expires_at,omitzero"`
 	HasRefreshToken bool      `json:"has_refresh_token,omitempty"`
+	ClientID        string    `json:"client_id,omitempty"`
 	Status          Status    `json:"status,omitzero"`
 	UpdatedAt       time.Time `json:"updated_at,omitzero"`
 }
@@ -104,7 +112,7 @@ func (r *Record) View() View {
 		ID: r.ID, Flavor: r.Flavor, CloudID: r.CloudID, SiteURL: r.SiteURL, BaseURL: r.BaseURL,
 		EditPolicy: editPolicy(r.EditPolicy), AuthKind: r.Auth.Kind,
 		Scopes: r.Auth.Scopes, ExpiresAt: r.Auth.ExpiresAt, HasRefreshToken: r.Auth.RefreshToken != "",
-		Status: r.Status, UpdatedAt: r.UpdatedAt,
+		ClientID: r.Auth.ClientID, Status: r.Status, UpdatedAt: r.UpdatedAt,
 	}
 }
 
@@ -148,15 +156,21 @@ var IDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 // kinds lists, per auth kind, the fields it may set and those it must set.
 // A field of another kind is an error, so a stray secret is never stored.
 var kinds = map[string]struct{ uses, required []string }{
-	KindOAuth2:  {[]string{"access_token", "refresh_token", "expires_at", "scopes"}, []string{"access_token"}},
-	KindPAT:     {[]string{"token"}, []string{"token"}},
-	KindBasic:   {[]string{"username", "password"}, []string{"username", "password"}},
-	KindAppLink: {[]string{"consumer_key", "private_key_pem", "access_token", "token_secret"}, []string{"consumer_key", "private_key_pem", "access_token", "token_secret"}},
+	KindOAuth2: {[]string{"access_token", "refresh_token", "expires_at", "scopes"}, []string{"access_token"}},
+	KindPAT:    {[]string{"token"}, []string{"token"}},
+	KindBasic:  {[]string{"username", "password"}, []string{"username", "password"}},
+	// RSA-SHA1 signatures never use the token secret (RFC 5849 §3.4.3: the
+	// key is the consumer's RSA key alone), and administrators often have
+	// none to give: it is optional, and sealed like any secret when given.
+	KindAppLink: {[]string{"consumer_key", "private_key_pem", "access_token", "token_secret"}, []string{"consumer_key", "private_key_pem", "access_token"}},
+	// A service account's access token is fetched, never given: the store
+	// caches it in the record (see cachedToken).
+	KindClientCredentials: {[]string{"client_id", "client_secret", "scopes"}, []string{"client_id", "client_secret"}},
 }
 
 // authFields is every auth field but kind, in a fixed order for stable messages.
 var authFields = []string{"access_token", "refresh_token", "expires_at", "scopes", "token",
-	"username", "password", "consumer_key", "private_key_pem", "token_secret"}
+	"username", "password", "consumer_key", "private_key_pem", "token_secret", "client_id", "client_secret"}
 
 func (a *Auth) setFields() map[string]bool {
 	return map[string]bool{
@@ -165,7 +179,16 @@ func (a *Auth) setFields() map[string]bool {
 		"token": a.Token != "", "username": a.Username != "", "password": a.Password != "",
 		"consumer_key": a.ConsumerKey != "", "private_key_pem": a.PrivateKeyPEM != "",
 		"token_secret": a.TokenSecret != "",
+		"client_id":    a.ClientID != "", "client_secret": a.ClientSecret != "",
 	}
+}
+
+// cachedToken: an oauth2_client record holds the access token the store
+// fetched for it (RefreshedAt is set only by the store, never read from a
+// record file), which validation does not count as given.
+func (a *Auth) cachedToken(field string) bool {
+	return a.Kind == KindClientCredentials && !a.RefreshedAt.IsZero() &&
+		(field == "access_token" || field == "expires_at")
 }
 
 // Validate reports every problem at once (errors.Join of *FieldError).
@@ -191,15 +214,15 @@ func (r *Record) Validate() error {
 		if r.SiteURL != "" && !validURL(r.SiteURL, "https") {
 			bad("site_url", "must be an absolute https URL without credentials")
 		}
-		if knownKind && a.Kind != KindOAuth2 {
-			bad("auth.kind", "must be oauth2 for flavor cloud")
+		if knownKind && a.Kind != KindOAuth2 && a.Kind != KindClientCredentials {
+			bad("auth.kind", "must be oauth2 or oauth2_client for flavor cloud")
 		}
 	case FlavorServer:
 		if r.BaseURL == "" {
 			bad("base_url", "required for flavor server")
 		}
 		if a.Kind == KindOAuth2 {
-			bad("auth.kind", "must be pat, basic or applink for flavor server")
+			bad("auth.kind", "must be pat, basic, applink or oauth2_client for flavor server")
 		}
 	default:
 		bad("flavor", "must be cloud or server")
@@ -219,12 +242,12 @@ func (r *Record) Validate() error {
 	}
 
 	if !knownKind {
-		bad("auth.kind", "must be oauth2, pat, basic or applink")
+		bad("auth.kind", "must be oauth2, oauth2_client, pat, basic or applink")
 		return errors.Join(errs...)
 	}
 	set := a.setFields()
 	for _, f := range authFields {
-		if set[f] && !slices.Contains(kind.uses, f) {
+		if set[f] && !slices.Contains(kind.uses, f) && !a.cachedToken(f) {
 			bad("auth."+f, "not used by kind "+a.Kind)
 		}
 	}
@@ -232,6 +255,9 @@ func (r *Record) Validate() error {
 		if !set[f] {
 			bad("auth."+f, "required for kind "+a.Kind)
 		}
+	}
+	if a.Kind == KindClientCredentials {
+		checkClientCredentials(a, bad)
 	}
 	if a.Kind == KindAppLink && a.PrivateKeyPEM != "" {
 		if err := checkRSAKey(a.PrivateKeyPEM.Reveal()); err != nil {
@@ -296,4 +322,36 @@ func checkRSAKey(s string) error {
 		return errors.New("PKCS#8 key is not RSA (applink signs with RSA-SHA1)")
 	}
 	return nil
+}
+
+// checkClientCredentials reports malformed service-account fields. Client
+// ids and secrets are opaque strings that Atlassian hands out without
+// spaces; one with a space or a line break is a copy-and-paste accident
+// that would only surface later as invalid_client. The messages never
+// quote the values.
+func checkClientCredentials(a *Auth, bad func(field, reason string)) {
+	if a.ClientID != "" && !printableToken(a.ClientID, 256) {
+		bad("auth.client_id", "must be 1-256 printable characters without spaces")
+	}
+	if a.ClientSecret != "" && !printableToken(a.ClientSecret.Reveal(), 4096) {
+		bad("auth.client_secret", "must be 1-4096 printable characters without spaces (check for a stray line break)")
+	}
+	for i, sc := range a.Scopes {
+		if !printableToken(sc, 256) {
+			bad(fmt.Sprintf("auth.scopes[%d]", i), "must be a non-empty scope name without spaces")
+		}
+	}
+}
+
+// printableToken: 1..max visible ASCII characters, no spaces.
+func printableToken(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }

@@ -105,13 +105,13 @@ func TestValidate(t *testing.T) {
 			[]string{"site_url: must be an absolute https URL"}},
 		{"cloud_id with slash", cloud(func(r *Record) { r.CloudID = "../admin" }), []string{"cloud_id: must match"}},
 		{"cloud pat", cloud(func(r *Record) { r.Auth = Auth{Kind: KindPAT, Token: "SECRET-x"} }),
-			[]string{"auth.kind: must be oauth2 for flavor cloud"}},
+			[]string{"auth.kind: must be oauth2 or oauth2_client for flavor cloud"}},
 		{"oauth2 without token", cloud(func(r *Record) { r.Auth.AccessToken = "" }),
 			[]string{"auth.access_token: required for kind oauth2"}},
 		{"oauth2 with password", cloud(func(r *Record) { r.Auth.Password = "SECRET-stray" }),
 			[]string{"auth.password: not used by kind oauth2"}},
 		{"unknown kind", cloud(func(r *Record) { r.Auth.Kind = "saml" }),
-			[]string{"auth.kind: must be oauth2, pat, basic or applink"}},
+			[]string{"auth.kind: must be oauth2, oauth2_client, pat, basic or applink"}},
 		{"edit policy", cloud(func(r *Record) { r.EditPolicy = "merge" }), []string{"edit_policy: must be overwrite or keep"}},
 		{"server without base", server(pat, func(r *Record) { r.BaseURL = "" }), []string{"base_url: required for flavor server"}},
 		{"server relative base", server(pat, func(r *Record) { r.BaseURL = "wiki.example.com" }),
@@ -119,7 +119,7 @@ func TestValidate(t *testing.T) {
 		{"server base with credentials", server(pat, func(r *Record) { r.BaseURL = "https://u:SECRET-inurl@wiki" }),
 			[]string{"base_url: must be an absolute http(s) URL without credentials"}},
 		{"server oauth2", server(pat, func(r *Record) { r.Auth = valid[0].Auth }),
-			[]string{"auth.kind: must be pat, basic or applink for flavor server"}},
+			[]string{"auth.kind: must be pat, basic, applink or oauth2_client for flavor server"}},
 		{"pat without token", server(pat, func(r *Record) { r.Auth.Token = "" }), []string{"auth.token: required for kind pat"}},
 		{"basic without password", server(basic, func(r *Record) { r.Auth.Password = "" }),
 			[]string{"auth.password: required for kind basic"}},
@@ -130,7 +130,7 @@ func TestValidate(t *testing.T) {
 		{"applink cert as key", server(applink, func(r *Record) { r.Auth.PrivateKeyPEM = Secret(valid[1].CAPEM) }),
 			[]string{"auth.private_key_pem: not an RSA private key"}},
 		{"applink missing all", server(applink, func(r *Record) { r.Auth = Auth{Kind: KindAppLink} }),
-			[]string{"auth.consumer_key: required", "auth.private_key_pem: required", "auth.access_token: required", "auth.token_secret: required"}},
+			[]string{"auth.consumer_key: required", "auth.private_key_pem: required", "auth.access_token: required"}},
 		{"ca_pem garbage", server(pat, func(r *Record) { r.CAPEM = "not pem" }), []string{"ca_pem: must be PEM-encoded certificates"}},
 		{"ca_pem key", server(pat, func(r *Record) { r.CAPEM = rsaPEM() }), []string{`ca_pem: PEM block 1 is "PRIVATE KEY"`}},
 		{"several at once", &Record{ID: "x", Flavor: "server", Auth: Auth{Kind: "basic"}},
@@ -178,5 +178,20 @@ func TestDecodeRecord(t *testing.T) {
 		if err != nil && (strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "12345")) {
 			t.Errorf("error %q reveals a value", err)
 		}
+	}
+}
+
+// An Application Link signs with RSA-SHA1, which never uses the token
+// secret (RFC 5849 §3.4.3): a record without one is valid, and asking for
+// every applink field does not ask for it.
+func TestAppLinkTokenSecretOptional(t *testing.T) {
+	rec := *sampleRecords(t)[3]
+	rec.Auth.TokenSecret = ""
+	if err := rec.Validate(); err != nil {
+		t.Fatalf("applink without token_secret: %v", err)
+	}
+	err := (&Record{ID: "x", Flavor: FlavorServer, BaseURL: "https://wiki.example.com", Auth: Auth{Kind: KindAppLink}}).Validate()
+	if err == nil || strings.Contains(err.Error(), "token_secret") {
+		t.Errorf("empty applink record: %v (must not ask for token_secret)", err)
 	}
 }

@@ -11,16 +11,18 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"retropub/internal/rediskeys"
 )
 
-// Redis layout (DESIGN §3): one JSON document per integration, plus an index
-// set of ids so List and Rotate need no SCAN.
-const (
-	recordPrefix = "retropub:integration:"
-	indexKey     = "retropub:integrations"
-)
+// Redis layout (DESIGN §3, internal/rediskeys): one JSON document per
+// integration, tagged with its id, plus a fleet-wide index set of ids so
+// List and Rotate need no SCAN. No transaction spans the two (they sit in
+// different slots on a cluster): the index is written before a record and
+// cleared after one, and readers skip an id without a record.
+const indexKey = rediskeys.Integrations
 
-func recordKey(id string) string { return recordPrefix + id }
+func recordKey(id string) string { return rediskeys.Record(id) }
 
 // ErrNotFound is returned (wrapped) for an id with no record.
 var ErrNotFound = errors.New("credstore: integration not found")
@@ -28,15 +30,20 @@ var ErrNotFound = errors.New("credstore: integration not found")
 // Store reads and writes integration records. It is safe for concurrent use
 // by many goroutines and processes.
 type Store struct {
-	rdb  redis.UniversalClient
-	keys *Keyring
-	now  func() time.Time
+	rdb    redis.UniversalClient
+	keys   *Keyring
+	now    func() time.Time
+	legacy *rediskeys.Fallback
 }
 
 // New returns a Store over rdb, sealing with keys.
 func New(rdb redis.UniversalClient, keys *Keyring) *Store {
 	return &Store{rdb: rdb, keys: keys, now: time.Now}
 }
+
+// UseFallback makes the store adopt records still under their pre-tag
+// names (a deployment that `worker migrate` has not renamed yet).
+func (s *Store) UseFallback(f *rediskeys.Fallback) { s.legacy = f }
 
 // document is what Redis holds: the public fields in clear, the secrets in
 // Sealed.
@@ -60,6 +67,7 @@ type publicAuth struct {
 	Scopes      []string  `json:"scopes,omitempty"`
 	Username    string    `json:"username,omitempty"`
 	ConsumerKey string    `json:"consumer_key,omitempty"`
+	ClientID    string    `json:"client_id,omitempty"`
 	// HasRefreshToken lets List build a View without opening the seal.
 	HasRefreshToken bool `json:"has_refresh_token,omitempty"`
 	// RefreshedAt is when the access token was obtained by a refresh.
@@ -75,6 +83,7 @@ type secretFields struct {
 	Password      string `json:"password,omitempty"`
 	PrivateKeyPEM string `json:"private_key_pem,omitempty"`
 	TokenSecret   string `json:"token_secret,omitempty"`
+	ClientSecret  string `json:"client_secret,omitempty"`
 }
 
 // associatedData binds the ciphertext to the integration id and to the
@@ -82,8 +91,14 @@ type secretFields struct {
 // A blob copied to another record fails to open, and so does a record whose
 // base_url (or site, CA, kind) was changed in Redis to redirect credentials.
 func associatedData(d *document) []byte {
-	b, _ := json.Marshal([]string{"retropub/credstore/v1", d.ID, d.Flavor, d.CloudID, d.SiteURL,
-		d.BaseURL, d.CAPEM, d.Auth.Kind, d.Auth.Username, d.Auth.ConsumerKey})
+	fields := []string{"retropub/credstore/v1", d.ID, d.Flavor, d.CloudID, d.SiteURL,
+		d.BaseURL, d.CAPEM, d.Auth.Kind, d.Auth.Username, d.Auth.ConsumerKey}
+	if d.Auth.Kind == KindClientCredentials {
+		// Only this kind has a client id; records of the others keep the
+		// associated data they were sealed with.
+		fields = append(fields, d.Auth.ClientID)
+	}
+	b, _ := json.Marshal(fields)
 	return b
 }
 
@@ -93,11 +108,12 @@ func (s *Store) seal(r *Record) (*document, error) {
 		ID: r.ID, Flavor: r.Flavor, CloudID: r.CloudID, SiteURL: r.SiteURL, BaseURL: r.BaseURL,
 		CAPEM: r.CAPEM, EditPolicy: r.EditPolicy, Status: r.Status, UpdatedAt: r.UpdatedAt,
 		Auth: publicAuth{Kind: a.Kind, ExpiresAt: a.ExpiresAt, Scopes: a.Scopes, Username: a.Username,
-			ConsumerKey: a.ConsumerKey, HasRefreshToken: a.RefreshToken != "", RefreshedAt: a.RefreshedAt},
+			ConsumerKey: a.ConsumerKey, ClientID: a.ClientID, HasRefreshToken: a.RefreshToken != "", RefreshedAt: a.RefreshedAt},
 	}
 	pt, err := json.Marshal(secretFields{
 		AccessToken: a.AccessToken.Reveal(), RefreshToken: a.RefreshToken.Reveal(), Token: a.Token.Reveal(),
 		Password: a.Password.Reveal(), PrivateKeyPEM: a.PrivateKeyPEM.Reveal(), TokenSecret: a.TokenSecret.Reveal(),
+		ClientSecret: a.ClientSecret.Reveal(),
 	})
 	if err != nil {
 		return nil, err
@@ -125,6 +141,7 @@ func (s *Store) unseal(id string, d *document) (*Record, error) {
 	r.Auth.AccessToken, r.Auth.RefreshToken = Secret(sec.AccessToken), Secret(sec.RefreshToken)
 	r.Auth.Token, r.Auth.Password = Secret(sec.Token), Secret(sec.Password)
 	r.Auth.PrivateKeyPEM, r.Auth.TokenSecret = Secret(sec.PrivateKeyPEM), Secret(sec.TokenSecret)
+	r.Auth.ClientSecret = Secret(sec.ClientSecret)
 	return r, nil
 }
 
@@ -134,7 +151,7 @@ func (d *document) record() *Record {
 		ID: d.ID, Flavor: d.Flavor, CloudID: d.CloudID, SiteURL: d.SiteURL, BaseURL: d.BaseURL,
 		CAPEM: d.CAPEM, EditPolicy: d.EditPolicy, Status: d.Status, UpdatedAt: d.UpdatedAt,
 		Auth: Auth{Kind: d.Auth.Kind, ExpiresAt: d.Auth.ExpiresAt, Scopes: d.Auth.Scopes,
-			Username: d.Auth.Username, ConsumerKey: d.Auth.ConsumerKey, RefreshedAt: d.Auth.RefreshedAt},
+			Username: d.Auth.Username, ConsumerKey: d.Auth.ConsumerKey, ClientID: d.Auth.ClientID, RefreshedAt: d.Auth.RefreshedAt},
 	}
 }
 
@@ -163,13 +180,23 @@ func (s *Store) Put(ctx context.Context, rec *Record) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, recordKey(rec.ID), b, 0)
+	if err := s.legacy.Adopt(ctx, recordKey(rec.ID)); err != nil {
+		return fmt.Errorf("credstore: put %q: %w", rec.ID, err)
+	}
+	var existed *redis.IntCmd
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		existed = p.Exists(ctx, indexKey)
 		p.SAdd(ctx, indexKey, rec.ID)
+		p.Set(ctx, recordKey(rec.ID), b, 0)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("credstore: put %q: %w", rec.ID, err)
+	}
+	if existed.Val() == 0 {
+		// The first record of a new deployment: nothing of the legacy
+		// layout can exist, so no worker needs to look for it.
+		return rediskeys.MarkTagged(ctx, s.rdb)
 	}
 	return nil
 }
@@ -179,6 +206,9 @@ func (s *Store) Put(ctx context.Context, rec *Record) error {
 func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
 	if !IDPattern.MatchString(id) {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, id) // Put never stores such an id
+	}
+	if err := s.legacy.Adopt(ctx, recordKey(id)); err != nil {
+		return nil, fmt.Errorf("credstore: get %q: %w", id, err)
 	}
 	b, err := s.rdb.Get(ctx, recordKey(id)).Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -202,6 +232,9 @@ func (s *Store) List(ctx context.Context) ([]View, error) {
 		return nil, fmt.Errorf("credstore: list: %w", err)
 	}
 	slices.Sort(ids)
+	if err := s.adoptAll(ctx, ids); err != nil {
+		return nil, fmt.Errorf("credstore: list: %w", err)
+	}
 	cmds := make([]*redis.StringCmd, len(ids))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
@@ -234,8 +267,11 @@ func (s *Store) List(ctx context.Context) ([]View, error) {
 
 // Delete removes a record; ErrNotFound (wrapped) if there was none.
 func (s *Store) Delete(ctx context.Context, id string) error {
+	if err := s.legacy.Adopt(ctx, recordKey(id)); err != nil {
+		return fmt.Errorf("credstore: delete %q: %w", id, err)
+	}
 	var del *redis.IntCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		del = p.Del(ctx, recordKey(id))
 		p.SRem(ctx, indexKey, id)
 		return nil
@@ -305,6 +341,9 @@ func (s *Store) Rotate(ctx context.Context) (int, error) {
 // stale secrets. fn returns false to leave the record unchanged.
 func (s *Store) update(ctx context.Context, id string, fn func(*document) (bool, error)) error {
 	key := recordKey(id)
+	if err := s.legacy.Adopt(ctx, key); err != nil {
+		return fmt.Errorf("credstore: update %q: %w", id, err)
+	}
 	for range 20 {
 		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 			b, err := tx.Get(ctx, key).Bytes()
@@ -340,4 +379,16 @@ func (s *Store) update(ctx context.Context, id string, fn func(*document) (bool,
 		}
 	}
 	return fmt.Errorf("credstore: integration %q: changed concurrently too often, gave up", id)
+}
+
+// adoptAll adopts the legacy records of ids, in one round trip.
+func (s *Store) adoptAll(ctx context.Context, ids []string) error {
+	if !s.legacy.Active(ctx) {
+		return nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = recordKey(id)
+	}
+	return s.legacy.Adopt(ctx, keys...)
 }

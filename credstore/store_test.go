@@ -21,6 +21,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"retropub/internal/rediskeys"
 )
 
 var testNow = time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC)
@@ -203,8 +205,8 @@ func TestRedisHoldsNoSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != len(recs)+1 {
-		t.Errorf("keys = %q, want one per record plus the index", keys)
+	if len(keys) != len(recs)+2 {
+		t.Errorf("keys = %q, want one per record plus the index and the layout marker", keys)
 	}
 	var dump strings.Builder
 	for _, k := range keys {
@@ -226,7 +228,7 @@ func TestRedisHoldsNoSecrets(t *testing.T) {
 	}
 	// The public part is what DESIGN §3 promises, readable without keys.
 	var d map[string]any
-	if err := json.Unmarshal([]byte(rdb.Get(ctx, "retropub:integration:acme-cloud").Val()), &d); err != nil {
+	if err := json.Unmarshal([]byte(rdb.Get(ctx, rediskeys.Record("acme-cloud")).Val()), &d); err != nil {
 		t.Fatal(err)
 	}
 	if d["flavor"] != "cloud" || d["sealed"].(map[string]any)["kid"] != "k1" {

@@ -1,17 +1,22 @@
 package gate
 
-import "github.com/redis/go-redis/v9"
+import (
+	"github.com/redis/go-redis/v9"
 
-// Redis keys. Per instance under retropub:gate:<instance>:…; the Cloud
-// points budget and the global-quota pause are fleet-wide and app-wide.
-func cooldownKey(inst string) string { return "retropub:gate:" + inst + ":cooldown" }
-func breakerKey(inst string) string  { return "retropub:gate:" + inst + ":breaker" }
-func rateKey(inst string) string     { return "retropub:gate:" + inst + ":gcra" }
-func inflightKey(inst string) string { return "retropub:gate:" + inst + ":inflight" }
+	"retropub/internal/rediskeys"
+)
 
-const (
-	pointsKey = "retropub:gate:cloud:points"
-	pauseKey  = "retropub:gate:cloud:pause"
+// Redis keys (internal/rediskeys). Per instance, tagged {<instance>}; the
+// Cloud points budget and the global-quota pause are app-wide, tagged
+// {cloud}: on a Redis Cluster no script may mix them with an instance's.
+func cooldownKey(inst string) string { return rediskeys.Gate(inst, "cooldown") }
+func breakerKey(inst string) string  { return rediskeys.Gate(inst, "breaker") }
+func rateKey(inst string) string     { return rediskeys.Gate(inst, "gcra") }
+func inflightKey(inst string) string { return rediskeys.Gate(inst, "inflight") }
+
+var (
+	pointsKey = rediskeys.CloudPoints
+	pauseKey  = rediskeys.CloudPause
 )
 
 // Every time in the scripts is Redis's clock (TIME), in milliseconds, so
@@ -153,4 +158,4 @@ return 1`)
 
 // heldKey is the instance's in-flight reservations of leasing processes
 // (lease.go): one field per process, "slots:expiry ms".
-func heldKey(inst string) string { return "retropub:gate:" + inst + ":held" }
+func heldKey(inst string) string { return rediskeys.Gate(inst, "held") }

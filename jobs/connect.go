@@ -28,7 +28,7 @@ func NewConnector(apiURL string, hc *http.Client, creds CloudCredentials, opts .
 	cc := connectConfig{cloud: creds, opts: opts}
 	return func(ctx context.Context, rec *credstore.Record) (Confluence, error) {
 		if rec.Flavor == credstore.FlavorServer {
-			return connectServer(rec, hc, opts...)
+			return connectServer(rec, hc, creds, opts...)
 		}
 		if rec.Flavor != "cloud" {
 			return nil, permanent(fmt.Errorf("integration %s: flavor %q is not supported by this worker version", rec.ID, rec.Flavor))

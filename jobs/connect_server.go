@@ -12,8 +12,9 @@ import (
 // base_url (context path kept), its sign-in, and its ca_pem on a transport
 // derived from hc, so the egress policy applies and connections still pool.
 // Every failure here is the record's, so it is permanent.
-func connectServer(rec *credstore.Record, hc *http.Client, opts ...confluence.Option) (Confluence, error) {
-	auth, err := serverAuth(rec.Auth)
+// creds serve service accounts (kind oauth2_client); nil refuses them.
+func connectServer(rec *credstore.Record, hc *http.Client, creds CloudCredentials, opts ...confluence.Option) (Confluence, error) {
+	auth, err := serverAuth(rec, hc, creds)
 	if err != nil {
 		return nil, permanent(fmt.Errorf("integration %s: %w", rec.ID, err))
 	}
@@ -28,7 +29,8 @@ func connectServer(rec *credstore.Record, hc *http.Client, opts ...confluence.Op
 	return c, nil
 }
 
-func serverAuth(a credstore.Auth) (confluence.Authorizer, error) {
+func serverAuth(rec *credstore.Record, hc *http.Client, creds CloudCredentials) (confluence.Authorizer, error) {
+	a := rec.Auth
 	switch a.Kind {
 	case credstore.KindPAT:
 		return confluence.BearerToken(a.Token.Reveal()), nil
@@ -36,6 +38,23 @@ func serverAuth(a credstore.Auth) (confluence.Authorizer, error) {
 		return confluence.Basic(a.Username, a.Password.Reveal()), nil
 	case credstore.KindAppLink:
 		return confluence.AppLink(a.ConsumerKey, a.PrivateKeyPEM.Reveal(), a.AccessToken.Reveal(), a.TokenSecret.Reveal())
+	case credstore.KindClientCredentials:
+		return serviceAccount(rec, hc, creds)
 	}
 	return nil, fmt.Errorf("auth kind %q is not supported for flavor server", a.Kind)
+}
+
+// serviceAccount is a Data Center service account's token source: its
+// tokens come from {base_url}/rest/oauth2/latest/token, reached through
+// the integration's own client (egress policy and ca_pem), and the fleet
+// shares each fetch through the credential store (DESIGN §11).
+func serviceAccount(rec *credstore.Record, hc *http.Client, creds CloudCredentials) (confluence.Authorizer, error) {
+	if creds == nil {
+		return nil, fmt.Errorf("auth kind %s needs the credential store's token sources", rec.Auth.Kind)
+	}
+	tokenHC, err := confluence.HTTPClientWithCA(hc, rec.CAPEM)
+	if err != nil {
+		return nil, err
+	}
+	return creds.Source(rec).WithHTTPClient(tokenHC), nil
 }

@@ -28,8 +28,7 @@ type ReauthError struct {
 	Reason      string
 }
 
-// reauthMarker is in every ReauthError message; RerunReauthArchived finds
-// the archived tasks to run again by it.
+// reauthMarker is in every ReauthError message, for people and log searches.
 const reauthMarker = "needs to be re-authorised"
 
 func (e *ReauthError) Error() string {
@@ -115,17 +114,23 @@ func classify(integration string, err error) error {
 		de *DeferredError
 		ce *confluence.Error
 		rr *credstore.ReauthRequiredError
+		te *credstore.TokenEndpointError
 	)
 	switch {
 	case errors.As(err, &pe), errors.As(err, &re), errors.As(err, &de):
 		return err
 	case errors.As(err, &rr):
 		return &ReauthError{Integration: integration, Reason: rr.Reason}
+	case errors.As(err, &te) && !te.Temporary():
+		// A token endpoint that answers HTML, nothing, or a token without
+		// expiry will not change its mind on a retry.
+		return permanent(err)
 	case errors.Is(err, confluence.ErrRateLimited):
 		return err
 	case errors.Is(err, confluence.ErrNotAllowed):
 		return permanent(err)
-	case errors.Is(err, confluence.ErrEgressRefused), errors.Is(err, confluence.ErrCertificate):
+	case errors.Is(err, confluence.ErrEgressRefused), errors.Is(err, confluence.ErrCertificate),
+		errors.Is(err, confluence.ErrRedirected), errors.Is(err, confluence.ErrAnswerTooLarge):
 		return permanent(err)
 	case errors.As(err, &ce) && ce.LoginDenied():
 		// Every further login keeps the account locked: stop until new credentials.

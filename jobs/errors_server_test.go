@@ -13,7 +13,7 @@ import (
 func TestClassifyServerRefusals(t *testing.T) {
 	for name, err := range map[string]error{
 		"egress":      &confluence.EgressError{Kind: "private"},
-		"redirect":    &confluence.RedirectError{From: "https://a", To: "http://b"},
+		"redirect":    &confluence.RedirectError{Method: "GET", Path: "/rest/api/space", StatusCode: 302, To: "http://b"},
 		"certificate": &confluence.CertificateError{URL: "https://a", Err: errors.New("x509: unknown authority")},
 	} {
 		var pe *PermanentError

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"retropub/confluence"
+	"retropub/internal/rediskeys"
 )
 
 // Limits are the Publisher's fleet-wide limits; the zero value has no
@@ -34,9 +35,9 @@ const (
 	defaultMaxDeferredFor = 12 * time.Hour
 )
 
-func activeKey(integration string) string  { return "retropub:active:" + integration }
-func waitingKey(integration string) string { return "retropub:waiting:" + integration }
-func deferralsKey(taskID string) string    { return "retropub:deferrals:" + taskID }
+func activeKey(integration string) string  { return rediskeys.Active(integration) }
+func waitingKey(integration string) string { return rediskeys.Waiting(integration) }
+func deferralsKey(taskID string) string    { return rediskeys.Deferrals(taskID) }
 
 // takeSlotScript is a ZSET semaphore: member = task id, score = when the
 // slot expires (Redis clock, ms), so a crashed holder's slot frees itself;

@@ -133,7 +133,8 @@ func perr(field, format string, args ...any) *PayloadError {
 }
 
 // DecodePublishPayload decodes and validates one payload strictly: exactly
-// one JSON object, no unknown fields, then Validate. The worker and the
+// one JSON object, no unknown fields, keys spelled exactly and each once
+// (decodeStrict), then Validate. The worker and the
 // enqueuer both use it, so what is accepted at enqueue time is what runs.
 func DecodePublishPayload(data []byte) (*PublishPayload, error) {
 	if len(data) > MaxPayloadBytes {
@@ -148,18 +149,8 @@ func DecodePublishPayload(data []byte) (*PublishPayload, error) {
 	}
 
 	var p PublishPayload
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		// A payload from a newer (or broken) producer should be told about
-		// the schema, not about the first field this version doesn't know.
-		if serr := probeSchema(data); serr != nil {
-			return nil, serr
-		}
-		return nil, decodeError(err, data)
-	}
-	if rest := bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
-		return nil, perr("json", "unexpected data after the JSON object at byte %d (one object per payload)", dec.InputOffset())
+	if err := decodeStrict(data, &p); err != nil {
+		return nil, err
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -197,7 +188,7 @@ func schemaError(n int) error {
 }
 
 // decodeError turns encoding/json errors into PayloadErrors.
-func decodeError(err error, data []byte) error {
+func decodeError(err error, data []byte, t reflect.Type) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -217,7 +208,7 @@ func decodeError(err error, data []byte) error {
 		return perr("json", "unexpected end of input (truncated JSON?)")
 	}
 	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		if at := unknownFieldPath(data); at != "" {
+		if at := unknownFieldPath(data, t); at != "" {
 			return perr(at, "unknown field (schema %d does not define it)", PayloadSchema)
 		}
 		return perr("json", "unknown field %s (schema %d does not define it)", f, PayloadSchema)
@@ -227,9 +218,9 @@ func decodeError(err error, data []byte) error {
 
 // unknownFieldPath finds where the first unknown field is, since
 // encoding/json only names the key. It runs on the error path only.
-func unknownFieldPath(data []byte) string {
+func unknownFieldPath(data []byte, t reflect.Type) string {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	at, _ := findUnknown(dec, reflect.TypeOf(PublishPayload{}), "")
+	at, _ := findUnknown(dec, t, "")
 	return at
 }
 
@@ -388,6 +379,10 @@ func (r *Report) validate() error {
 		return perr("report.revision", "required (a number ≥ 1 that grows with each change)")
 	case r.Revision < 0:
 		return perr("report.revision", "%d must be at least 1", r.Revision)
+	case r.Revision > MaxRevision:
+		// Revisions are compared in Lua, as doubles: past 2^53 two
+		// revisions can compare equal and an older one overwrite a newer.
+		return perr("report.revision", "%d is more than %d (2^53−1, the largest whole number every JSON reader keeps exactly)", r.Revision, MaxRevision)
 	}
 	switch r.Kind {
 	case KindRetrospective, KindHealthCheck:
@@ -401,6 +396,9 @@ func (r *Report) validate() error {
 	}
 	if n := utf8.RuneCountInString(r.Title); n > MaxTitleChars {
 		return perr("report.title", "%d characters, at most %d allowed", n, MaxTitleChars)
+	}
+	if err := checkPageTitle("report.title", r.Title, false); err != nil {
+		return err
 	}
 	if r.HeldAt != "" {
 		if _, err := time.Parse(time.RFC3339, r.HeldAt); err != nil {
@@ -483,6 +481,14 @@ func (t *Target) validate() error {
 	if t.RootPageID != "" && strings.Trim(t.RootPageID, "0123456789") != "" {
 		return perr("target.root_page_id", "%s must be a numeric page id", quote(t.RootPageID))
 	}
+	if t.ParentTitle != "" {
+		if n := utf8.RuneCountInString(t.ParentTitle); n > MaxTitleChars {
+			return perr("target.parent_title", "%d characters, at most %d allowed", n, MaxTitleChars)
+		}
+		if err := checkPageTitle("target.parent_title", t.ParentTitle, true); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -503,6 +509,10 @@ func validateAttachments(atts []Attachment) error {
 			// The page's ri:filename and the multipart header would drop
 			// different characters, and the image would point nowhere.
 			return perr(field+".filename", "%s contains control characters or invalid UTF-8", quote(a.Filename))
+		case strings.IndexFunc(a.Filename, isBidiControl) >= 0:
+			// "a…\u202egnp.exe" shows as "a…exe.png": a name must read as
+			// what it is.
+			return perr(field+".filename", "%s contains bidirectional control characters (U+202A–U+202E, U+2066–U+2069, …)", quote(a.Filename))
 		}
 		// Confluence matches attachment names case-insensitively, so two
 		// that differ only in case would overwrite each other.

@@ -16,6 +16,8 @@ import (
 
 	"retropub/confluence"
 	"retropub/credstore"
+	"retropub/internal/rediskeys"
+	"retropub/outcomes"
 )
 
 // Confluence is what publishing needs from a Confluence client.
@@ -50,6 +52,12 @@ type Publisher struct {
 	Connect      Connector
 	Log          *zap.Logger
 	Limits       Limits
+	// Legacy adopts keys still under their pre-tag names until `worker
+	// migrate` has run (nil: a new deployment or a cluster).
+	Legacy *rediskeys.Fallback
+	// Outcomes records every ended task's outcome (DESIGN §10); nil
+	// records none.
+	Outcomes *outcomes.Recorder
 
 	// Attachments by url: the hosts they may come from (ATTACHMENT_URL_HOSTS),
 	// the size cap (ATTACHMENT_MAX_BYTES; 0: 100 MiB) and the client that
@@ -93,6 +101,9 @@ func (h *Publisher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	p, err := DecodePublishPayload(t.Payload())
 	if err != nil {
 		log.Warn("invalid payload archived", zap.Error(err))
+		if rerr := h.recordInvalid(ctx, taskID, t.Payload(), err); rerr != nil {
+			return rerr // runs again: no task ends without its event
+		}
 		return permanent(fmt.Errorf("invalid payload: %w", err))
 	}
 	log = log.With(zap.String("integration", p.IntegrationID), zap.String("report_id", p.Report.ID),
@@ -105,6 +116,10 @@ func (h *Publisher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	var re *ReauthError
 	if errors.As(err, &re) {
 		h.markReauth(ctx, log, p.IntegrationID, re.Reason)
+	}
+	if rerr := h.recordEnd(ctx, r, t.Payload(), err); rerr != nil {
+		log.Warn("record outcome", zap.Error(rerr))
+		return rerr // runs again: no task ends without its event
 	}
 	if err != nil {
 		return fmt.Errorf("publish report %s rev %d: %w", p.Report.ID, p.Report.Revision, err)
@@ -125,6 +140,11 @@ func (h *Publisher) markReauth(ctx context.Context, log *zap.Logger, id, reason 
 		return
 	}
 	log.Warn("integration marked needs_reauth", zap.String("reason", reason))
+	if h.Outcomes != nil {
+		if err := h.Outcomes.NeedsReauth(ctx, id, reason); err != nil {
+			log.Error("record integration needs_reauth", zap.Error(err))
+		}
+	}
 }
 
 // publishRun is one attempt at one task: the payload, the state read so
@@ -153,6 +173,7 @@ type publishRun struct {
 	created                   bool // the page was created by this attempt
 	pendingMarked             bool // the lock step marked the create pending
 	done                      bool // a step finished the run early
+	recorded                  bool // the outcome was recorded with the mapping
 	res                       PublishResult
 }
 
@@ -206,6 +227,9 @@ func (r *publishRun) run(ctx context.Context) (err error) {
 func (r *publishRun) takeLock(ctx context.Context) error {
 	l := &lock{rdb: r.h.Redis, key: reportLockKey(r.p.IntegrationID, r.p.Report.ID), token: r.taskID}
 	r.key = mappingKey(r.p.IntegrationID, r.p.Report.ID)
+	if err := r.h.Legacy.Adopt(ctx, l.key, r.key); err != nil {
+		return err
+	}
 	m, err := lockAndRead(ctx, l, r.key, lockTTL)
 	if err != nil {
 		if errors.Is(err, errLockHeld) {
@@ -218,9 +242,12 @@ func (r *publishRun) takeLock(ctx context.Context) error {
 }
 
 // readMapping judges the mapping the lock step read with it.
-func (r *publishRun) readMapping(context.Context) error {
+func (r *publishRun) readMapping(ctx context.Context) error {
 	if m := r.m; m.Revision > r.p.Report.Revision {
 		r.finish("skipped_older_revision", fmt.Sprintf("revision %d is already published", m.Revision))
+		// Releases the lock and records the outcome in one script; the
+		// revision is never lowered.
+		return r.saveRevision(ctx)
 	}
 	return nil
 }
@@ -237,7 +264,7 @@ func (r *publishRun) render(ctx context.Context) error {
 
 // checkUnchanged decides from the mapping alone, before any credential is
 // loaded: an unchanged republish makes no HTTP request at all.
-func (r *publishRun) checkUnchanged(context.Context) error {
+func (r *publishRun) checkUnchanged(ctx context.Context) error {
 	m := r.m
 	if m.PageID == "" || m.TitleWanted != r.title || m.BodyHash != r.hash {
 		return nil
@@ -247,9 +274,11 @@ func (r *publishRun) checkUnchanged(context.Context) error {
 			return nil
 		}
 	}
-	r.res.PageID, r.res.Title, r.res.Version = m.PageID, m.Title, m.Version
+	r.res.PageID, r.res.Title, r.res.Version, r.res.URL = m.PageID, m.Title, m.Version, m.URL
 	r.finish("unchanged", "")
-	return nil
+	// The revision is in Confluence now as much as if it had been written:
+	// raise the mapping's, so an older revision arriving later is skipped.
+	return r.saveRevision(ctx)
 }
 
 func (r *publishRun) finish(outcome, note string) {
@@ -283,6 +312,9 @@ func (r *publishRun) loadIntegration(ctx context.Context) error {
 
 func (r *publishRun) resolveSpace(ctx context.Context) error {
 	key := spaceKey(r.p.IntegrationID, r.p.Target.SpaceKey)
+	if err := r.h.Legacy.Adopt(ctx, key); err != nil {
+		return err
+	}
 	if v, err := r.h.Redis.HGetAll(ctx, key).Result(); err == nil && v["id"] != "" {
 		r.space = &confluence.Space{ID: v["id"], Key: r.p.Target.SpaceKey, HomepageID: v["homepage"]}
 		r.res.Steps["resolve_space"] = "cached"
@@ -320,6 +352,9 @@ func (r *publishRun) ensureParent(ctx context.Context) error {
 func (r *publishRun) ensureParentOnce(ctx context.Context) error {
 	title := PageTitle(r.p.ParentTitle())
 	ckey := parentKey(r.p.IntegrationID, r.space.ID, r.p.Target.RootPageID, title)
+	if err := r.h.Legacy.Adopt(ctx, ckey, parentLockKey(r.p.IntegrationID, r.space.ID, title)); err != nil {
+		return err
+	}
 	if id, err := r.h.Redis.Get(ctx, ckey).Result(); err == nil && id != "" {
 		r.parentID = id
 		r.res.Steps["ensure_parent"] = "cached"
@@ -448,7 +483,7 @@ func (r *publishRun) updatePage(ctx context.Context) error {
 				return r.saveWrittenPage(ctx, cur, false)
 			}
 			if cur.Version.Number != r.m.Version && r.rec.EditPolicy == "keep" {
-				r.res.PageID, r.res.Version = cur.ID, cur.Version.Number
+				r.res.PageID, r.res.Version, r.res.Title, r.res.URL = cur.ID, cur.Version.Number, cur.Title, r.absoluteURL(cur.URL())
 				note := fmt.Sprintf("page %s was edited in Confluence since retropub wrote version %d (now version %d); the integration's edit_policy is keep, so revision %d was not written",
 					cur.ID, r.m.Version, cur.Version.Number, r.p.Report.Revision)
 				r.finish("kept_manual_edit", note)
@@ -563,6 +598,7 @@ func (r *publishRun) saveWrittenPage(ctx context.Context, pg *confluence.Page, f
 	fields := []any{
 		"page_id", pg.ID, "space_id", r.space.ID, "parent_id", parent, "title_wanted", r.title,
 		"title", pg.Title, "version", strconv.Itoa(pg.Version.Number), "body_hash", r.hash,
+		"url", r.absoluteURL(pg.URL()),
 	}
 	if fresh {
 		fields = append(fields, "fresh", "1")
@@ -576,7 +612,8 @@ func (r *publishRun) saveWrittenPage(ctx context.Context, pg *confluence.Page, f
 	}
 	r.m.PageID, r.m.Version, r.m.ParentID, r.m.Title, r.m.TitleWanted, r.m.BodyHash = pg.ID, pg.Version.Number, parent, pg.Title, r.title, r.hash
 	r.m.Fresh = r.m.Fresh || fresh
-	r.res.URL = pg.URL()
+	r.m.URL = r.absoluteURL(pg.URL())
+	r.res.URL = r.m.URL
 	return nil
 }
 
@@ -747,12 +784,18 @@ func (r *publishRun) clearFresh(ctx context.Context) error {
 func (r *publishRun) save(ctx context.Context) error {
 	r.res.Outcome = "published"
 	r.res.PageID, r.res.Title, r.res.Version = r.m.PageID, r.m.Title, r.m.Version
+	if r.res.URL == "" {
+		r.res.URL = r.m.URL
+	}
 	return r.saveRevision(ctx)
 }
 
 // saveRevision raises the mapping's revision, never lowers it, and
 // releases the report lock with it: the run is over.
 func (r *publishRun) saveRevision(ctx context.Context) error {
+	if r.h.Outcomes != nil {
+		return r.saveRecordAndRelease(ctx)
+	}
 	err := saveAndReleaseScript.Run(ctx, r.h.Redis, []string{r.key, r.lock.key}, r.p.Report.Revision, r.taskID, mappingTTL.Milliseconds()).Err()
 	if err == nil {
 		r.lock = nil

@@ -27,6 +27,11 @@ const footerMarker = "retropub report id: "
 // dropped, line breaks and tabs made spaces, trimmed (Confluence trims) and
 // cut to 255 UTF-16 units on a character boundary.
 func PageTitle(title string) string {
+	return strings.TrimSpace(cutUTF16(cleanTitle(title), MaxTitleLen))
+}
+
+// cleanTitle is title as Confluence would store it, before the length cut.
+func cleanTitle(title string) string {
 	t := strings.Map(func(r rune) rune {
 		switch {
 		case r == '\t' || r == '\n' || r == '\r':
@@ -36,7 +41,7 @@ func PageTitle(title string) string {
 		}
 		return r
 	}, title)
-	return strings.TrimSpace(cutUTF16(strings.TrimSpace(t), MaxTitleLen))
+	return strings.TrimSpace(t)
 }
 
 // titleWithSuffix is title + " (suffix)" within the title limit: the title

@@ -19,7 +19,7 @@ import (
 	"unicode/utf16"
 
 	"retropub/confluence"
-	"retropub/test/fakeconfluence"
+	"retropub/confluence/confluencetest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -109,7 +109,7 @@ func firstDiff(want, got string) string {
 // The committed golden pages are accepted by the fake Confluence, which
 // parses storage format as strictly as Confluence does (400 otherwise).
 func TestGoldenPagesAcceptedByFakeConfluence(t *testing.T) {
-	fake := fakeconfluence.New(fakeconfluence.Options{})
+	fake := confluencetest.New(confluencetest.Options{})
 	fake.Start()
 	t.Cleanup(fake.Close)
 	spaceID, home := fake.AddSpace("ENG", "Engineering")

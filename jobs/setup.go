@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -145,22 +144,14 @@ func checkHead(schema int, integration string) error {
 	return checkID("integration_id", integration)
 }
 
-// DecodeSetupPayload decodes data strictly (one JSON object, no unknown
-// fields) into p and validates it, as DecodePublishPayload does.
+// DecodeSetupPayload decodes data strictly (decodeStrict: one JSON object,
+// no unknown fields, keys spelled exactly and each once) into p and validates it, as DecodePublishPayload does.
 func DecodeSetupPayload(data []byte, p SetupPayload) error {
 	if len(data) > 64<<10 {
 		return perr("json", "payload is %d bytes; set-up payloads are small", len(data))
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(p); err != nil {
-		if serr := probeSchema(data); serr != nil {
-			return serr
-		}
-		return perr("json", "%s", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if dec.More() {
-		return perr("json", "unexpected data after the JSON object (one object per payload)")
+	if err := decodeStrict(data, p); err != nil {
+		return err
 	}
 	return p.Validate()
 }

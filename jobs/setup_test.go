@@ -16,7 +16,7 @@ func TestDecodeSetupPayloadIsStrict(t *testing.T) {
 		{`{"schema":1,"integration_id":"acme","space_key":"ENG","delete":true}`, &TestPayload{}, ""},
 		{`{"schema":1,"integration_id":"acme"}`, &CheckPayload{}, ""},
 		{`{"schema":1,"integration_id":"acme","space_key":"ENG","query":"Retro"}`, &SearchPayload{}, ""},
-		{`{"schema":1,"integration_id":"acme","query":"Retro"}`, &CheckPayload{}, "json"},     // unknown field
+		{`{"schema":1,"integration_id":"acme","query":"Retro"}`, &CheckPayload{}, "query"},    // unknown field, named
 		{`{"integration_id":"acme"}`, &CheckPayload{}, "schema"},                              // missing schema
 		{`{"schema":2,"integration_id":"acme","x":1}`, &CheckPayload{}, "schema"},             // newer producer
 		{`{"schema":1,"integration_id":"a:b"}`, &CheckPayload{}, "integration_id"},            // would break the TaskID

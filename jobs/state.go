@@ -9,23 +9,26 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"retropub/internal/rediskeys"
 )
 
-// Redis keys. Everything retropub itself keeps lives under "retropub:".
+// Redis keys (internal/rediskeys): every key of one integration shares
+// its hash slot, so the scripts below run on Redis Cluster.
 func mappingKey(integration, reportID string) string {
-	return "retropub:map:" + integration + ":" + reportID
+	return rediskeys.Mapping(integration, reportID)
 }
 func reportLockKey(integration, reportID string) string {
-	return "retropub:lock:report:" + integration + ":" + reportID
+	return rediskeys.ReportLock(integration, reportID)
 }
 func spaceKey(integration, key string) string {
-	return "retropub:space:" + integration + ":" + key
+	return rediskeys.Space(integration, key)
 }
 func parentKey(integration, spaceID, root, title string) string {
-	return "retropub:parent:" + integration + ":" + spaceID + ":" + root + ":" + strings.ToLower(title)
+	return rediskeys.Parent(integration, spaceID, root, strings.ToLower(title))
 }
 func parentLockKey(integration, spaceID, title string) string {
-	return "retropub:lock:parent:" + integration + ":" + spaceID + ":" + strings.ToLower(title)
+	return rediskeys.ParentLock(integration, spaceID, strings.ToLower(title))
 }
 
 // cacheTTL bounds how long a space or parent id is trusted without
@@ -40,6 +43,7 @@ type mapping struct {
 	ParentID    string
 	TitleWanted string // the report's title, trimmed
 	Title       string // the title Confluence holds (may be disambiguated)
+	URL         string // the page's address, as Confluence gave it
 	Version     int    // the page version we wrote last
 	BodyHash    string
 	Fresh       bool   // page created by us, no upload attempted since
@@ -95,7 +99,7 @@ func lockAndRead(ctx context.Context, l *lock, key string, ttl time.Duration) (*
 func parseMapping(h map[string]string) *mapping {
 	m := &mapping{
 		PageID: h["page_id"], SpaceID: h["space_id"], ParentID: h["parent_id"],
-		TitleWanted: h["title_wanted"], Title: h["title"], BodyHash: h["body_hash"],
+		TitleWanted: h["title_wanted"], Title: h["title"], URL: h["url"], BodyHash: h["body_hash"],
 		Fresh: h["fresh"] == "1", Pending: h["pending"], Files: map[string]fileState{},
 	}
 	m.Revision, _ = strconv.ParseInt(h["revision"], 10, 64)
@@ -145,12 +149,16 @@ return 0`)
 // saveAndReleaseScript raises the mapping's revision (never lowers it),
 // pushes its expiry on and releases the report lock, in one round trip.
 // KEYS: mapping, lock. ARGV: revision, token, mapping ttl ms.
-var saveAndReleaseScript = redis.NewScript(`
+var saveAndReleaseScript = redis.NewScript(saveAndReleaseLua + "return 1")
+
+// saveAndReleaseLua is shared with saveRecordAndReleaseScript, which also
+// records the outcome.
+const saveAndReleaseLua = `
 local cur = tonumber(redis.call('HGET', KEYS[1], 'revision') or '0')
 if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'revision', ARGV[1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
-return 1`)
+`
 
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

@@ -3,6 +3,8 @@ package test
 import (
 	"context"
 	"testing"
+
+	"retropub/internal/rediskeys"
 )
 
 // A cached space or parent id that Confluence no longer knows is dropped
@@ -17,7 +19,7 @@ func testStaleCaches(t *testing.T, e *env) {
 	e.startWorker(2)
 	e.publish(e.retro("cache-a", 1, 0))
 
-	spaceKey := "retropub:space:" + e.integration + ":ENG"
+	spaceKey := rediskeys.Space(e.integration, "ENG")
 	if err := e.rdb.HSet(ctx, spaceKey, "id", "999999").Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ var dashboardLine = regexp.MustCompile(`Dashboard: http://(\S+)/dashboard\s+\(lo
 func TestDashboardInChromium(t *testing.T) {
 	bin := chromium(t)
 	e := newEnv(t)
-	demo := e.start("worker", "", "demo")
+	demo := e.start("worker-demo", "", "demo")
 	var addr, user, password string
 	deadline := time.Now().Add(60 * time.Second)
 	for addr == "" && time.Now().Before(deadline) && demo.alive() {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"retropub/confluence/confluencetest"
 	"retropub/jobs"
-	"retropub/test/fakeconfluence"
 )
 
 // End-to-end: the real worker and enqueue binaries, started as processes,
@@ -30,8 +30,13 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	for _, name := range []string{"worker", "enqueue"} {
-		cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, name), "retropub/cmd/"+name)
+	// worker-demo is the worker built with the demo tag (make demo): the
+	// production worker does not link the fake Confluence the demo runs on.
+	for _, b := range []struct{ name, pkg, tags string }{
+		{"worker", "worker", ""}, {"worker-demo", "worker", "demo"}, {"enqueue", "enqueue", ""},
+	} {
+		name := b.name
+		cmd := exec.Command("go", "build", "-race", "-tags", b.tags, "-o", filepath.Join(dir, name), "retropub/cmd/"+b.pkg)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build", name, err)
@@ -159,7 +164,7 @@ func jsonl(t *testing.T, ps ...*jobs.PublishPayload) string {
 // sample report with 2 attachments, and Health Checks → the health check.
 func TestDemoOnce(t *testing.T) {
 	e := newEnv(t)
-	out, code := e.runCmd("worker", "", "demo", "--once")
+	out, code := e.runCmd("worker-demo", "", "demo", "--once")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
@@ -267,8 +272,8 @@ func TestSIGKILLBetweenPageAndAttachments(t *testing.T) {
 	e := newParallelEnv(t, 2)
 	type run struct {
 		b     backend
-		fake  *fakeconfluence.Server
-		hold  *fakeconfluence.Hold
+		fake  *confluencetest.Server
+		hold  *confluencetest.Hold
 		title string
 		task  string
 	}

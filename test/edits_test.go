@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"retropub/confluence/confluencetest"
 	"retropub/jobs"
-	"retropub/test/fakeconfluence"
 )
 
 // editedPage publishes revision 1 of a report for integration, then edits
@@ -77,7 +77,7 @@ func TestLostUpdateAnswerIsNotAManualEdit(t *testing.T) {
 	p := retro("keep-lost", 1, 0)
 	p.IntegrationID = "keep-cloud"
 	r1 := result(t, e.publish(p))
-	e.fake.AddFault(fakeconfluence.Fault{Method: "PUT", Path: regexp.MustCompile(`^/wiki/api/v2/pages/`), Status: 502, Times: 1, AfterEffect: true})
+	e.fake.AddFault(confluencetest.Fault{Method: "PUT", Path: regexp.MustCompile(`^/wiki/api/v2/pages/`), Status: 502, Times: 1, AfterEffect: true})
 	p.Report.Revision, p.Report.Summary = 2, "second revision"
 	info := e.publish(p)
 	r := result(t, info)

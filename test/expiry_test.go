@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"retropub/internal/rediskeys"
+	"retropub/outcomes"
 )
 
 // Every key a publish leaves in Redis expires, the mapping after about
@@ -20,8 +23,11 @@ func TestPublishLeavesNoKeyWithoutExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
-		if k == "retropub:integrations" || strings.HasPrefix(k, "retropub:integration:") || k == "retropub:readyz" {
-			continue // integration records live until deleted
+		if k == rediskeys.Integrations || strings.HasPrefix(k, "retropub:integration:") || k == rediskeys.Ready || k == rediskeys.Layout {
+			continue // integration records live until deleted; the markers are single small keys
+		}
+		if k == outcomes.StreamKey {
+			continue // trimmed by length (OUTCOME_STREAM_MAXLEN), not by time
 		}
 		ttl, err := e.rdb.TTL(ctx, k).Result()
 		if err != nil {
@@ -30,7 +36,7 @@ func TestPublishLeavesNoKeyWithoutExpiry(t *testing.T) {
 		if ttl < 0 {
 			t.Errorf("key %s has no expiry", k)
 		}
-		if k == "retropub:map:"+e.integration+":ttl" && (ttl < 399*24*time.Hour || ttl > 400*24*time.Hour) {
+		if k == rediskeys.Mapping(e.integration, "ttl") && (ttl < 399*24*time.Hour || ttl > 400*24*time.Hour) {
 			t.Errorf("mapping expires in %s, want about 400 days", ttl)
 		}
 	}
@@ -43,7 +49,7 @@ func TestExpiredMappingFindsItsPage(t *testing.T) {
 		ctx := context.Background()
 		e.startWorker(2)
 		first := result(t, e.publish(e.retro("old", 1, 1)))
-		if err := e.rdb.Del(ctx, "retropub:map:"+e.integration+":old").Err(); err != nil {
+		if err := e.rdb.Del(ctx, rediskeys.Mapping(e.integration, "old")).Err(); err != nil {
 			t.Fatal(err)
 		}
 		p := e.retro("old", 2, 1)

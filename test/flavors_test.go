@@ -11,9 +11,9 @@ import (
 	"testing"
 
 	"retropub/confluence"
+	"retropub/confluence/confluencetest"
 	"retropub/credstore"
 	"retropub/jobs"
-	"retropub/test/fakeconfluence"
 )
 
 // backend is one kind of Confluence, with one way of signing in, that the
@@ -53,7 +53,7 @@ func newEnvFor(t *testing.T, b backend) *env {
 // attach gives e an integration on backend b and returns its id and the
 // fake behind it. Server backends share one Data Center fake per env, at
 // contextPath, with space ENG.
-func (e *env) attach(b backend) (string, *fakeconfluence.Server) {
+func (e *env) attach(b backend) (string, *confluencetest.Server) {
 	e.t.Helper()
 	if b.flavor == credstore.FlavorCloud {
 		return "acme-cloud", e.fake // newEnv put it
@@ -82,11 +82,11 @@ func (e *env) attach(b backend) (string, *fakeconfluence.Server) {
 }
 
 // dataCenter starts the env's Data Center fake on first use.
-func (e *env) dataCenter() *fakeconfluence.DataCenter {
+func (e *env) dataCenter() *confluencetest.DataCenter {
 	if e.dc != nil {
 		return e.dc
 	}
-	e.dc = fakeconfluence.NewDataCenter(fakeconfluence.DataCenterOptions{ContextPath: contextPath})
+	e.dc = confluencetest.NewDataCenter(confluencetest.DataCenterOptions{ContextPath: contextPath})
 	e.dc.Start()
 	e.t.Cleanup(e.dc.Close)
 	e.dc.AddSpace("ENG", "Engineering")

@@ -6,15 +6,15 @@ import (
 	"net/http/httptest"
 	"time"
 
+	"retropub/confluence/confluencetest"
 	"retropub/credstore"
-	"retropub/test/fakeconfluence"
 )
 
 // fleet is several customer sites behind one fake gateway, one
 // integration per site ("cust-00", "cust-01", …), as production serves
 // many customers through api.atlassian.com.
 type fleet struct {
-	sites []*fakeconfluence.Server
+	sites []*confluencetest.Server
 	url   string
 }
 
@@ -22,7 +22,7 @@ func (e *env) newFleet(n int) *fleet {
 	e.t.Helper()
 	f := &fleet{}
 	for i := range n {
-		s := fakeconfluence.New(fakeconfluence.Options{CloudID: fmt.Sprintf("00000000-0000-0000-0000-%012d", i)})
+		s := confluencetest.New(confluencetest.Options{CloudID: fmt.Sprintf("00000000-0000-0000-0000-%012d", i)})
 		s.AddSpace("ENG", "Engineering")
 		s.AddAccessToken(e.token)
 		f.sites = append(f.sites, s)
@@ -34,7 +34,7 @@ func (e *env) newFleet(n int) *fleet {
 			e.t.Fatal(err)
 		}
 	}
-	ts := httptest.NewServer(fakeconfluence.Router(f.sites...))
+	ts := httptest.NewServer(confluencetest.Router(f.sites...))
 	e.t.Cleanup(ts.Close)
 	e.t.Cleanup(func() {
 		for i, s := range f.sites {

@@ -21,9 +21,10 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"retropub/confluence"
+	"retropub/confluence/confluencetest"
 	"retropub/credstore"
 	"retropub/jobs"
-	"retropub/test/fakeconfluence"
+	"retropub/outcomes"
 )
 
 // testDB is the Redis database the suites use on a real Redis (REDIS_URL):
@@ -42,7 +43,7 @@ type env struct {
 	t        testing.TB
 	rdb      *redis.Client
 	redisURL string
-	fake     *fakeconfluence.Server
+	fake     *confluencetest.Server
 	keys     string
 	keyB64   string
 	token    string
@@ -53,7 +54,7 @@ type env struct {
 
 	integration string                  // the integration e.retro publishes to
 	httpOpts    []confluence.HTTPOption // the worker's egress policy
-	dc          *fakeconfluence.DataCenter
+	dc          *confluencetest.DataCenter
 	// maxAttachment is the in-process worker's ATTACHMENT_MAX_BYTES (0: default).
 	maxAttachment int64
 	procEnv       []string             // more environment for the binaries; later entries win
@@ -112,7 +113,7 @@ func newEnvDB(t testing.TB, slot int) *env {
 	}
 	t.Cleanup(func() { e.rdb.Close() })
 
-	e.fake = fakeconfluence.New(fakeconfluence.Options{})
+	e.fake = confluencetest.New(confluencetest.Options{})
 	e.fake.Start()
 	t.Cleanup(e.fake.Close)
 	e.fake.AddSpace("ENG", "Engineering")
@@ -169,6 +170,7 @@ func (e *env) startWorker(concurrency int) *asynq.Server {
 		// Attachment sources in tests are httptest servers on loopback.
 		AttachmentURLHosts: []string{"127.0.0.1"}, AttachmentMaxBytes: e.maxAttachment,
 		Downloads: jobs.NewDownloadClient(30 * time.Second),
+		Outcomes:  &outcomes.Recorder{Redis: e.rdb},
 	})
 	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{
 		Concurrency:              concurrency,
@@ -225,8 +227,8 @@ func (e *env) publish(p *jobs.PublishPayload) *asynq.TaskInfo {
 	return info
 }
 
-func (e *env) pagesTitled(title string) []fakeconfluence.Page {
-	var out []fakeconfluence.Page
+func (e *env) pagesTitled(title string) []confluencetest.Page {
+	var out []confluencetest.Page
 	for _, p := range e.fake.Pages("ENG") {
 		if strings.EqualFold(p.Title, title) {
 			out = append(out, p)
@@ -235,7 +237,7 @@ func (e *env) pagesTitled(title string) []fakeconfluence.Page {
 	return out
 }
 
-func (e *env) onePage(title string) fakeconfluence.Page {
+func (e *env) onePage(title string) confluencetest.Page {
 	e.t.Helper()
 	ps := e.pagesTitled(title)
 	if len(ps) != 1 {

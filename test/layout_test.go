@@ -1,39 +1,179 @@
 package test
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 )
 
+const fakePkg = "retropub/confluence/confluencetest"
+
 // The dependency direction of the README: confluence, credstore and config
-// import none of our packages; only cmd/ assembles; nothing imports test/
-// but the demo and the tests. Every package has a package comment.
+// import none of our packages; only cmd/ assembles; nothing outside test/
+// imports test/. Every package has a package comment.
+//
+// The fake Confluence (confluence/confluencetest) is test code: no
+// production package imports it in the default build. With the demo build
+// tag exactly one package may, cmd/worker (its demo.go), and the production
+// worker (default tags, as make build and the Dockerfile build it) links
+// neither the fake, nor miniredis, nor the demo's preview.
 func TestLayout(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{.Doc}}|{{join .Imports \",\"}}", "retropub/...").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
 	leaf := map[string]bool{"retropub/confluence": true, "retropub/credstore": true, "retropub/config": true}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		parts := strings.SplitN(line, "|", 3)
-		pkg, doc, imports := parts[0], parts[1], strings.Split(parts[2], ",")
-		if doc == "" {
+	for pkg, p := range listPackages(t) {
+		if p.doc == "" {
 			t.Errorf("%s has no package comment", pkg)
 		}
-		for _, imp := range imports {
+		for _, imp := range p.imports {
 			if !strings.HasPrefix(imp, "retropub/") {
 				continue
 			}
 			if leaf[pkg] {
 				t.Errorf("%s must not import %s", pkg, imp)
 			}
-			if strings.HasPrefix(imp, "retropub/test") && pkg != "retropub/cmd/worker" && !strings.HasPrefix(pkg, "retropub/test") {
+			testCode := strings.HasPrefix(pkg, "retropub/test") || pkg == fakePkg
+			if strings.HasPrefix(imp, "retropub/test") && !testCode {
 				t.Errorf("%s imports test code %s", pkg, imp)
+			}
+			if imp == fakePkg && !testCode {
+				t.Errorf("production package %s imports the fake %s", pkg, imp)
 			}
 			if strings.HasPrefix(imp, "retropub/cmd/") {
 				t.Errorf("%s imports a command %s", pkg, imp)
 			}
+		}
+	}
+	for pkg, p := range listPackages(t, "-tags", "demo") {
+		for _, imp := range p.imports {
+			if imp == fakePkg && pkg != "retropub/cmd/worker" && !strings.HasPrefix(pkg, "retropub/test") {
+				t.Errorf("with -tags demo, %s imports the fake; only cmd/worker's demo may", pkg)
+			}
+		}
+	}
+	out, err := exec.Command("go", "list", "-deps", "retropub/cmd/worker").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if dep == fakePkg || dep == "retropub/internal/preview" || strings.HasPrefix(dep, "github.com/alicebob/miniredis") {
+			t.Errorf("the production worker links %s", dep)
+		}
+	}
+}
+
+type listed struct {
+	doc     string
+	imports []string
+}
+
+// listPackages is go list over the module: each package's comment and its
+// non-test imports.
+func listPackages(t *testing.T, flags ...string) map[string]listed {
+	t.Helper()
+	args := append([]string{"list"}, flags...)
+	args = append(args, "-f", "{{.ImportPath}}|{{.Doc}}|{{join .Imports \",\"}}", "retropub/...")
+	out, err := exec.Command("go", args...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgs := map[string]listed{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		parts := strings.SplitN(line, "|", 3)
+		pkgs[parts[0]] = listed{doc: parts[1], imports: strings.Split(parts[2], ",")}
+	}
+	return pkgs
+}
+
+// confluence keeps its flavours as types (issue 15 item 3): Cloud and Data
+// Center are two implementations of one interface chosen at construction,
+// so no method body asks which flavour it is on. This fails on a bool or
+// string field naming a flavour, a condition reading one, a condition on
+// the instance name's "cloud:"/"server:" prefix, or a type assertion or
+// switch on the flavour types.
+func TestConfluenceHasNoFlavourBranches(t *testing.T) {
+	fset := token.NewFileSet()
+	pkgs, err := parser.ParseDir(fset, "../confluence", func(fi fs.FileInfo) bool {
+		return !strings.HasSuffix(fi.Name(), "_test.go")
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flavourWord := regexp.MustCompile(`(?i)^(is)?(server|cloud|dc|datacenter|flavou?r)$`)
+	flavourType := map[string]bool{"cloud": true, "dataCenter": true}
+	mentionsFlavour := func(n ast.Node) (what string) {
+		ast.Inspect(n, func(n ast.Node) bool {
+			switch x := n.(type) {
+			case *ast.SelectorExpr:
+				if flavourWord.MatchString(x.Sel.Name) {
+					what = "reads ." + x.Sel.Name
+				}
+			case *ast.Ident:
+				if flavourWord.MatchString(x.Name) && x.Obj != nil && x.Obj.Kind == ast.Var {
+					what = "reads " + x.Name
+				}
+			case *ast.BasicLit:
+				if x.Kind == token.STRING && (strings.Contains(x.Value, `cloud:`) || strings.Contains(x.Value, `server:`)) {
+					what = "compares the instance name " + x.Value
+				}
+			}
+			return what == ""
+		})
+		return what
+	}
+	for _, pkg := range pkgs {
+		for _, f := range pkg.Files {
+			ast.Inspect(f, func(n ast.Node) bool {
+				pos := func() string { return fset.Position(n.Pos()).String() }
+				switch x := n.(type) {
+				case *ast.Field:
+					if id, ok := x.Type.(*ast.Ident); ok && (id.Name == "bool" || id.Name == "string") {
+						for _, fn := range x.Names {
+							if flavourWord.MatchString(fn.Name) {
+								t.Errorf("%s: field %s %s names a flavour: make the difference a type", pos(), fn.Name, id.Name)
+							}
+						}
+					}
+				case *ast.IfStmt:
+					if w := mentionsFlavour(x.Cond); w != "" {
+						t.Errorf("%s: if %s: a flavour branch in a method body", pos(), w)
+					}
+				case *ast.SwitchStmt:
+					if x.Tag != nil {
+						if w := mentionsFlavour(x.Tag); w != "" {
+							t.Errorf("%s: switch %s: a flavour branch", pos(), w)
+						}
+					}
+					for _, s := range x.Body.List {
+						for _, e := range s.(*ast.CaseClause).List {
+							if w := mentionsFlavour(e); w != "" {
+								t.Errorf("%s: case %s: a flavour branch", pos(), w)
+							}
+						}
+					}
+				case *ast.TypeAssertExpr:
+					typ := x.Type
+					if st, ok := typ.(*ast.StarExpr); ok {
+						typ = st.X
+					}
+					if id, ok := typ.(*ast.Ident); ok && flavourType[id.Name] {
+						t.Errorf("%s: type assertion to %s: a flavour branch", pos(), id.Name)
+					}
+				case *ast.CaseClause:
+					for _, e := range x.List {
+						if st, ok := e.(*ast.StarExpr); ok {
+							e = st.X
+						}
+						if id, ok := e.(*ast.Ident); ok && flavourType[id.Name] {
+							t.Errorf("%s: type switch case %s: a flavour branch", pos(), id.Name)
+						}
+					}
+				}
+				return true
+			})
 		}
 	}
 }

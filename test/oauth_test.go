@@ -13,9 +13,9 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"retropub/confluence/confluencetest"
 	"retropub/credstore"
 	"retropub/jobs"
-	"retropub/test/fakeconfluence"
 )
 
 // OAuth 2.0 refresh shared by a fleet (issue 3's "It must show" list).
@@ -44,8 +44,8 @@ func (e *env) record(id string) *credstore.Record {
 }
 
 // refreshErrors lists the refreshes the token endpoint refused.
-func refreshErrors(fake *fakeconfluence.Server) []fakeconfluence.RefreshEntry {
-	var out []fakeconfluence.RefreshEntry
+func refreshErrors(fake *confluencetest.Server) []confluencetest.RefreshEntry {
+	var out []confluencetest.RefreshEntry
 	for _, r := range fake.RefreshLog() {
 		if r.Error != "" {
 			out = append(out, r)
@@ -166,7 +166,7 @@ func TestRevokedRefreshTokenAndRecovery(t *testing.T) {
 	rec := fmt.Sprintf(`{"id":"revoked","flavor":"cloud","cloud_id":%q,"auth":{"kind":"oauth2","access_token":%q,"refresh_token":%q}}`,
 		e.fake.CloudID(), access, refresh)
 	out, code := e.runCmd("worker", rec, "integrations", "put", "--file", "-")
-	if code != 0 || !strings.Contains(out, `"rerun_archived":1`) {
+	if code != 0 || !strings.Contains(out, `"replayed_parked":1`) {
 		t.Fatalf("put: exit %d: %s", code, out)
 	}
 	if info := e.wait("default", res.TaskID); info.State != asynq.TaskStateCompleted {
@@ -196,7 +196,7 @@ func TestSIGKILLRightAfterNewTokenPair(t *testing.T) {
 		killed = make(chan struct{})
 		once   sync.Once
 	)
-	e.fake.AfterResponse(func(r fakeconfluence.Request) {
+	e.fake.AfterResponse(func(r confluencetest.Request) {
 		if r.Path != "/oauth/token" || r.Status != 200 {
 			return
 		}
@@ -344,7 +344,7 @@ func TestScopeMismatch401MarksWithoutRefresh(t *testing.T) {
 			ExpiresAt: time.Now().Add(time.Hour)}}); err != nil {
 		t.Fatal(err)
 	}
-	e.fake.AddFault(fakeconfluence.Fault{Method: "GET", Path: regexp.MustCompile(`^/wiki/api/v2/spaces$`), Status: 401,
+	e.fake.AddFault(confluencetest.Fault{Method: "GET", Path: regexp.MustCompile(`^/wiki/api/v2/spaces$`), Status: 401,
 		Header: map[string][]string{"X-Failure-Category": {"FAILURE_CLIENT_SCOPE_CHECK"}},
 		Body:   `{"code":401,"message":"Unauthorized; scope does not match"}`})
 	info := e.wait("default", e.enqueue(retroFor("scoped", "sc-1")).TaskID)

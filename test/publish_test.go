@@ -11,9 +11,9 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"retropub/confluence/confluencetest"
 	"retropub/credstore"
 	"retropub/jobs"
-	"retropub/test/fakeconfluence"
 )
 
 func result(t testing.TB, info *asynq.TaskInfo) jobs.PublishResult {
@@ -198,8 +198,8 @@ func TestLostCreateAnswerMakesNoDuplicate(t *testing.T) {
 	e := newEnv(t)
 	e.startWorker(2)
 	e.publish(retro("warm", 1, 0))
-	e.fake.AddFault(fakeconfluence.Fault{Method: "POST", Path: regexp.MustCompile(`^/wiki/api/v2/pages$`), Status: 502, Times: 1, AfterEffect: true})
-	e.fake.AddFault(fakeconfluence.Fault{Method: "POST", Path: regexp.MustCompile(`/child/attachment$`), Status: 504, Times: 1, AfterEffect: true})
+	e.fake.AddFault(confluencetest.Fault{Method: "POST", Path: regexp.MustCompile(`^/wiki/api/v2/pages$`), Status: 502, Times: 1, AfterEffect: true})
+	e.fake.AddFault(confluencetest.Fault{Method: "POST", Path: regexp.MustCompile(`/child/attachment$`), Status: 504, Times: 1, AfterEffect: true})
 	info := e.publish(retro("lost-answer", 1, 2))
 	page := e.onePage("Retro lost-answer")
 	if n := len(e.fake.Attachments(page.ID)); n != 2 {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"retropub/test/fakeconfluence"
+	"retropub/confluence/confluencetest"
 )
 
 // Resilience: real worker processes against Redis (real when REDIS_URL is
@@ -102,7 +102,7 @@ func TestDroppedConnectionAfterCreateMakesNoDuplicate(t *testing.T) {
 	e := newEnv(t)
 	e.startWorkers(1)
 	e.waitCompleted("default", e.enqueueMany("acme-cloud", "warm", 1), 60*time.Second) // parent exists now
-	e.fake.AddDrop(fakeconfluence.Drop{Method: "POST", Path: regexp.MustCompile(`^/wiki/api/v2/pages$`), AfterEffect: true, Times: 1})
+	e.fake.AddDrop(confluencetest.Drop{Method: "POST", Path: regexp.MustCompile(`^/wiki/api/v2/pages$`), AfterEffect: true, Times: 1})
 	e.fake.ResetRequests()
 	e.waitCompleted("default", e.enqueueMany("acme-cloud", "dropped", 1), 60*time.Second)
 

@@ -19,9 +19,9 @@ import (
 	"github.com/hibiken/asynq"
 
 	"retropub/confluence"
+	"retropub/confluence/confluencetest"
 	"retropub/credstore"
 	"retropub/jobs"
-	"retropub/test/fakeconfluence"
 )
 
 // Server/Data Center specifics: egress, TLS, proxy, Application Link
@@ -129,7 +129,7 @@ func TestServerInternalBaseURLsRefused(t *testing.T) {
 }
 
 // Must-show 3: a redirect from an allowed server to a refused address is
-// not followed.
+// not followed (no redirect from Confluence is, issue 13).
 func TestServerRedirectToRefusedAddressNotFollowed(t *testing.T) {
 	e := newEnv(t) // loopback 127.0.0.1 allowed, 127.0.0.2 not
 	e.startWorker(2)
@@ -144,7 +144,7 @@ func TestServerRedirectToRefusedAddressNotFollowed(t *testing.T) {
 		id := "redirect-" + string(rune('a'+i))
 		e.putServer(id, redirector.URL+"/confluence", "", patAuth("any"))
 		u, _ := url.Parse(to)
-		e.archived(publishTo(id, "r-"+id), "redirected to "+u.Scheme+"://"+u.Host, "not followed")
+		e.archived(publishTo(id, "r-"+id), "base_url redirects to "+u.Scheme+"://"+u.Host, "never followed")
 	}
 	if behind != nil && behind.conns.Load() != 0 {
 		t.Errorf("the redirect target accepted %d connections", behind.conns.Load())
@@ -153,9 +153,9 @@ func TestServerRedirectToRefusedAddressNotFollowed(t *testing.T) {
 
 // tlsDataCenter is a Data Center fake over https with httptest's
 // self-signed certificate, accepting PAT "tls-token".
-func tlsDataCenter(t *testing.T) *fakeconfluence.DataCenter {
+func tlsDataCenter(t *testing.T) *confluencetest.DataCenter {
 	t.Helper()
-	dc := fakeconfluence.NewDataCenter(fakeconfluence.DataCenterOptions{ContextPath: contextPath})
+	dc := confluencetest.NewDataCenter(confluencetest.DataCenterOptions{ContextPath: contextPath})
 	dc.StartTLS()
 	t.Cleanup(dc.Close)
 	dc.AddSpace("ENG", "Engineering")
@@ -168,9 +168,9 @@ func tlsDataCenter(t *testing.T) *fakeconfluence.DataCenter {
 	return dc
 }
 
-func onePageIn(t *testing.T, fake *fakeconfluence.Server, title string) fakeconfluence.Page {
+func onePageIn(t *testing.T, fake *confluencetest.Server, title string) confluencetest.Page {
 	t.Helper()
-	var found []fakeconfluence.Page
+	var found []confluencetest.Page
 	for _, p := range fake.Pages("ENG") {
 		if p.Title == title {
 			found = append(found, p)
@@ -304,7 +304,7 @@ func TestEgressProxyCarriesEveryRequest(t *testing.T) {
 	e.putServer("proxy-internal", "http://10.0.0.5/confluence", "", patAuth("any"))
 	e.archived(publishTo("proxy-internal", "r-internal"), "10.0.0.5, a private address")
 
-	for name, f := range map[string]*fakeconfluence.Server{"cloud": e.fake, "server": dc} {
+	for name, f := range map[string]*confluencetest.Server{"cloud": e.fake, "server": dc} {
 		saw := len(f.Requests())
 		if got, _ := proxy.carried(hostOf(t, f.URL())); saw == 0 || got != saw {
 			t.Errorf("%s: the fake saw %d requests, the proxy carried %d", name, saw, got)

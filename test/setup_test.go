@@ -9,8 +9,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"retropub/confluence/confluencetest"
 	"retropub/jobs"
-	"retropub/test/fakeconfluence"
 )
 
 // setupLine is one output line of `enqueue test|check|search`.
@@ -31,8 +31,8 @@ func (e *env) setupCmd(args ...string) (setupLine, int) {
 	return l, code
 }
 
-func currentTitled(pages []fakeconfluence.Page, prefix string) []fakeconfluence.Page {
-	var out []fakeconfluence.Page
+func currentTitled(pages []confluencetest.Page, prefix string) []confluencetest.Page {
+	var out []confluencetest.Page
 	for _, p := range pages {
 		if p.Status == "current" && strings.HasPrefix(p.Title, prefix) {
 			out = append(out, p)
@@ -125,7 +125,7 @@ func TestSetupTaskFailuresCarryTheirReason(t *testing.T) {
 		t.Fatalf("archived task: %+v %v", info, err)
 	}
 
-	e.fake.AddFault(fakeconfluence.Fault{Path: regexp.MustCompile(`/user/current$`), Status: 401, Body: `{"code":401,"message":"Unauthorized"}`})
+	e.fake.AddFault(confluencetest.Fault{Path: regexp.MustCompile(`/user/current$`), Status: 401, Body: `{"code":401,"message":"Unauthorized"}`})
 	l, code = e.setupCmd("check", "--integration", "acme-cloud", "--wait")
 	if code != 1 || l.State != "archived" || !strings.Contains(l.Error, "re-authorised") {
 		t.Fatalf("401: exit %d %+v", code, l)

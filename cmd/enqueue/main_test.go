@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -353,4 +355,40 @@ func TestWaitFlag(t *testing.T) {
 			t.Errorf("%q: got %v %v rest=%d", tc.args, w.d, w.set, fs.NArg())
 		}
 	}
+}
+
+// An oversized event is refused once it passes the payload limit, not
+// after it has been read whole (issue 13 item 10).
+func TestOversizedEventStopsReadingAtTheCap(t *testing.T) {
+	h := newHarness(t)
+	const size = 50 << 20
+	in := io.MultiReader(strings.NewReader(eventJSON("e1", "r1", 1)+"\n"+`{"schema":1,"integration_id":"acme","x":"`),
+		io.LimitReader(repeatByte('a'), size), strings.NewReader(`"}`))
+	var stdout, stderr bytes.Buffer
+	var code int
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	code = run(context.Background(), []string{"publish", "--file", "-"}, in, &stdout, &stderr, h.getenv)
+	runtime.ReadMemStats(&after)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("allocated %.1f MiB reading a %d MiB event", float64(allocated)/(1<<20), size>>20)
+	if code == 0 || !strings.Contains(stdout.String(), "event 2: more than 4 MiB") {
+		t.Fatalf("exit %d, stdout %s, stderr %s", code, stdout.String(), stderr.String())
+	}
+	if allocated > 32<<20 {
+		t.Errorf("allocated %d MiB for a %d MiB event, want under 32 MiB", allocated>>20, size>>20)
+	}
+	if n, _ := h.rdb.Keys(context.Background(), "asynq:*:t:*").Result(); len(n) != 0 {
+		t.Errorf("tasks enqueued: %v", n)
+	}
+}
+
+type repeatByte byte
+
+func (b repeatByte) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(b)
+	}
+	return len(p), nil
 }

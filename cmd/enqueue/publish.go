@@ -137,7 +137,9 @@ func runPublish(ctx context.Context, e *env, args []string) int {
 // reads everything before enqueueing anything: one bad event stops the
 // whole batch, so a fixed file can simply be sent again.
 func readEvents(e *env, in io.Reader, out *lineWriter) ([]*event, int) {
-	dec := json.NewDecoder(bufio.NewReaderSize(in, 256<<10))
+	capped := &eventCap{r: bufio.NewReaderSize(in, 256<<10), limit: jobs.MaxPayloadBytes}
+	dec := json.NewDecoder(capped)
+	capped.start = dec.InputOffset
 	var (
 		events  []*event
 		byID    = map[string]int{}
@@ -148,6 +150,12 @@ func readEvents(e *env, in io.Reader, out *lineWriter) ([]*event, int) {
 		err := dec.Decode(&raw)
 		if err == io.EOF {
 			break
+		}
+		if errors.Is(err, errEventTooLarge) {
+			msg := fmt.Sprintf("event %d: more than %d MiB, the payload limit (send large attachments by url); stopped reading there", n, jobs.MaxPayloadBytes>>20)
+			e.errorf("publish: %s; nothing was enqueued", msg)
+			out.write(&line{State: "invalid", Error: msg})
+			return nil, exitInvalid
 		}
 		if err != nil {
 			msg := fmt.Sprintf("event %d: unreadable input: %s", n, readError(err, dec))
@@ -190,6 +198,33 @@ func readEvents(e *env, in io.Reader, out *lineWriter) ([]*event, int) {
 		return nil, exitInvalid
 	}
 	return events, exitOK
+}
+
+// errEventTooLarge: one event passed the payload limit while it was read.
+var errEventTooLarge = errors.New("event larger than the payload limit")
+
+// eventCap hands the decoder at most limit+1 bytes past the end of the
+// last event it decoded (start: the decoder's InputOffset), so an oversized
+// event fails once it passes the limit instead of being buffered whole (a
+// 50 MB event took 181 MB before its size was checked).
+type eventCap struct {
+	r     io.Reader
+	start func() int64
+	read  int64 // bytes handed to the decoder
+	limit int64
+}
+
+func (c *eventCap) Read(p []byte) (int, error) {
+	room := c.limit + 1 - (c.read - c.start())
+	if room <= 0 {
+		return 0, errEventTooLarge
+	}
+	if int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := c.r.Read(p)
+	c.read += int64(n)
+	return n, err
 }
 
 func readError(err error, dec *json.Decoder) string {

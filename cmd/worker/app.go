@@ -22,6 +22,7 @@ import (
 	"retropub/internal/logging"
 	"retropub/internal/metrics"
 	"retropub/internal/redisconn"
+	"retropub/internal/rediskeys"
 	"retropub/jobs"
 )
 
@@ -52,6 +53,8 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		store: credstore.New(rdb, keys),
 		http:  newHTTPClient(cfg),
 	}
+	legacy := rediskeys.NewFallback(rdb)
+	a.store.UseFallback(legacy)
 	redisconn.Install(rdb) // no busy loop while Redis refuses us
 	a.insp = asynq.NewInspectorFromRedisClient(rdb)
 	a.met = metrics.New(a.insp)
@@ -61,9 +64,10 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 	connect := jobs.NewConnector(cfg.AtlassianAPIURL, a.http, tokens,
 		confluence.WithObserver(a.met.Observe), confluence.WithGate(a.gate))
 	jobs.Register(a.mux, &jobs.Publisher{
-		Redis: rdb, Integrations: a.store, Log: log, Limits: publishLimits(cfg), Connect: connect,
+		Redis: rdb, Legacy: legacy, Integrations: a.store, Log: log, Limits: publishLimits(cfg), Connect: connect,
 		AttachmentURLHosts: cfg.AttachmentURLHosts, AttachmentMaxBytes: cfg.AttachmentMaxBytes,
 		Downloads: jobs.NewDownloadClient(jobs.DownloadTimeout),
+		Outcomes:  newRecorder(cfg, rdb, a.met),
 	})
 	jobs.ObserveOutcomes(a.mux, a.met.TaskOutcome)
 	a.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{

@@ -5,15 +5,17 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
-	"regexp"
 
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
+
+	"retropub/jobs"
 )
 
 // dashboard mounts asynqmon at /dashboard behind a login. Payloads and
-// results are shown as indented JSON; inline attachment data is elided
-// (it is content, not something an operator reads).
+// results are shown as indented JSON, redacted: inline attachment data is
+// elided (it is content, not something an operator reads) and URLs lose
+// their query (signed attachment URLs carry credentials there).
 func dashboard(conn asynq.RedisConnOpt, user, password string, readOnly bool) (http.Handler, func() error) {
 	h := asynqmon.New(asynqmon.Options{
 		RootPath:         "/dashboard",
@@ -25,10 +27,10 @@ func dashboard(conn asynq.RedisConnOpt, user, password string, readOnly bool) (h
 	return basicAuth(h, user, password), h.Close
 }
 
-var inlineData = regexp.MustCompile(`"data_base64":\s*"[^"]{64,}"`)
-
+// prettyJSON is b redacted (signed URLs lose their query, inline data is
+// elided: jobs.RedactPayload) and indented.
 func prettyJSON(b []byte) string {
-	b = inlineData.ReplaceAll(b, []byte(`"data_base64":"…(elided)…"`))
+	b = jobs.RedactPayload(b)
 	var out bytes.Buffer
 	if json.Indent(&out, b, "", "  ") != nil {
 		return string(b)

@@ -1,3 +1,10 @@
+//go:build demo
+
+// The demo links the fake Confluence and miniredis, so it is compiled only
+// with the demo build tag (make demo); the production worker (make build,
+// the Dockerfile, a plain go build) carries neither. demo_off.go answers
+// "worker demo" in that build.
+
 package main
 
 import (
@@ -23,10 +30,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"retropub/config"
+	"retropub/confluence/confluencetest"
 	"retropub/credstore"
 	"retropub/internal/logging"
+	"retropub/internal/preview"
 	"retropub/jobs"
-	"retropub/test/fakeconfluence"
 )
 
 // runDemo runs the whole pipeline in one process: miniredis, the fake
@@ -51,7 +59,7 @@ func demo(ctx context.Context, once bool, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer mr.Close()
-	fake := fakeconfluence.New(fakeconfluence.Options{})
+	fake := confluencetest.New(confluencetest.Options{})
 	fake.Start()
 	defer fake.Close()
 	fake.AddSpace("ENG", "Engineering")
@@ -136,7 +144,7 @@ func demo(ctx context.Context, once bool, stdout, stderr io.Writer) error {
 	addr, stop, err := startHTTP(log, cfg.HTTPAddr, a.httpMux(func(m *http.ServeMux) {
 		m.Handle("/dashboard/", dash)
 		m.Handle("/dashboard", dash)
-		preview := previewHandler(fake, "ENG")
+		preview := preview.Handler(fakePages{fake}, "ENG")
 		m.Handle("/preview", preview)
 		m.Handle("/preview/", preview)
 	}))
@@ -151,6 +159,25 @@ func demo(ctx context.Context, once bool, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout, "Ctrl-C to stop.")
 	<-ctx.Done()
 	return nil
+}
+
+// fakePages shows the fake's pages to the preview.
+type fakePages struct{ fake *confluencetest.Server }
+
+func (f fakePages) Pages(space string) []preview.Page {
+	var out []preview.Page
+	for _, p := range f.fake.Pages(space) {
+		out = append(out, preview.Page{ID: p.ID, ParentID: p.ParentID, Title: p.Title, Body: p.Body, Version: p.Version})
+	}
+	return out
+}
+
+func (f fakePages) Files(pageID string) []preview.File {
+	var out []preview.File
+	for _, a := range f.fake.Attachments(pageID) {
+		out = append(out, preview.File{Name: a.Title, MediaType: a.MediaType, Data: a.Data})
+	}
+	return out
 }
 
 func waitDone(ctx context.Context, insp *asynq.Inspector, id string, limit time.Duration) error {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
@@ -105,5 +106,15 @@ func TestDashboardLogin(t *testing.T) {
 	dash.ServeHTTP(rec, req)
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Fatalf("read-only DELETE: %d", rec.Code)
+	}
+}
+
+// The dashboard shows payloads without the signatures of signed
+// attachment URLs (issue 13 item 10).
+func TestDashboardPayloadElidesSignedURLs(t *testing.T) {
+	raw := []byte(`{"schema":1,"integration_id":"acme","attachments":[{"filename":"a.png","url":"https://bucket.s3.amazonaws.com/a.png?X-Amz-Signature=AMZSECRET\u0026X-Amz-Expires=60"}]}`)
+	got := prettyJSON(raw)
+	if strings.Contains(got, "AMZSECRET") || !strings.Contains(got, `"https://bucket.s3.amazonaws.com/a.png?…"`) {
+		t.Fatalf("payload shown as %s", got)
 	}
 }

@@ -10,10 +10,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/hibiken/asynq"
-
 	"retropub/credstore"
 	"retropub/jobs"
+	"retropub/outcomes"
 )
 
 const integrationsUsage = `usage: worker integrations put --file F|- | list | show ID | delete ID
@@ -23,8 +22,13 @@ const integrationsUsage = `usage: worker integrations put --file F|- | list | sh
 // integrationsDeps is what the integrations commands use.
 type integrationsDeps struct {
 	store *credstore.Store
-	insp  *asynq.Inspector // nil: new credentials do not rerun archived publishes
-	oauth credstore.OAuthConfig
+	// replay runs the integration's parked publishes again after new
+	// credentials; nil: it does not.
+	replay *jobs.Replayer
+	// outcomes records integration.ok when new credentials clear
+	// needs_reauth; nil: it does not.
+	outcomes *outcomes.Recorder
+	oauth    credstore.OAuthConfig
 }
 
 // runIntegrations implements `worker integrations …` and returns the exit
@@ -114,20 +118,26 @@ func runIntegrations(ctx context.Context, d integrationsDeps, args []string, std
 }
 
 // putAndRerun stores new credentials (which clears needs_reauth) and runs
-// again the integration's publishes archived for want of them.
+// again the integration's parked publishes (DESIGN §10).
 func putAndRerun(ctx context.Context, d integrationsDeps, rec *credstore.Record, cmd string, stdout, stderr io.Writer) int {
 	if err := d.store.Put(ctx, rec); err != nil {
 		fmt.Fprintf(stderr, "integrations %s: %v\n", cmd, err)
 		return 1
 	}
 	out := map[string]any{"ok": true, "integration": rec.View()}
-	if d.insp != nil {
-		n, err := jobs.RerunReauthArchived(ctx, d.insp, rec.ID)
-		if err != nil {
-			fmt.Fprintf(stderr, "integrations %s: stored, but rerunning archived publishes failed: %v\n", cmd, err)
+	if d.outcomes != nil {
+		if err := d.outcomes.IntegrationOK(ctx, rec.ID); err != nil {
+			fmt.Fprintf(stderr, "integrations %s: stored, but recording integration.ok failed: %v\n", cmd, err)
 			return 1
 		}
-		out["rerun_archived"] = n
+	}
+	if d.replay != nil {
+		n, err := d.replay.Replay(ctx, rec.ID)
+		if err != nil {
+			fmt.Fprintf(stderr, "integrations %s: stored, but replaying parked publishes failed after %d: %v\n", cmd, n, err)
+			return 1
+		}
+		out["replayed_parked"] = n
 	}
 	json.NewEncoder(stdout).Encode(out)
 	return 0

@@ -132,3 +132,43 @@ func TestIntegrationsCLIBadInput(t *testing.T) {
 		t.Errorf("bad input stored something: %q", r.stdout)
 	}
 }
+
+// Service accounts (DESIGN §11): `put` takes kind oauth2_client on Cloud
+// and Data Center with the same validation and redaction as the other
+// kinds; a bad record gets one line per field and stores nothing.
+func TestIntegrationsPutServiceAccount(t *testing.T) {
+	store := newIntegrationsStore(t)
+	for _, rec := range []string{
+		`{"id":"sa-cloud","flavor":"cloud","cloud_id":"c-1","auth":{"kind":"oauth2_client","client_id":"AbC123xyz","client_secret":"SECRET-cs-1"}}`,
+		`{"id":"sa-dc","flavor":"server","base_url":"https://wiki.example.com/confluence","auth":{"kind":"oauth2_client","client_id":"0123abcd","client_secret":"SECRET-cs-2","scopes":["READ","WRITE"]}}`,
+	} {
+		r := runCLI(t, store, rec, "put", "--file", "-")
+		if r.code != 0 || !strings.Contains(r.stdout, `"auth_kind":"oauth2_client"`) || !strings.Contains(r.stdout, `"client_id"`) {
+			t.Fatalf("put: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	}
+	show := runCLI(t, store, "", "show", "sa-dc")
+	if show.code != 0 || !strings.Contains(show.stdout, "0123abcd") {
+		t.Fatalf("show: %+v", show)
+	}
+
+	bad := `{"id":"sa-bad","flavor":"server","base_url":"https://wiki.example.com","auth":{"kind":"oauth2_client","client_id":"has space","client_secret":"SECRET-with\nnewline","scopes":["READ",""],"token":"SECRET-stray"}}`
+	r := runCLI(t, store, bad, "put", "--file", "-")
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	want := []string{"auth.token: not used by kind oauth2_client", "auth.client_id: must be", "auth.client_secret: must be", "auth.scopes[1]: must be"}
+	if r.code != 2 || len(lines) != len(want) {
+		t.Fatalf("bad put: exit %d, want 2 and %d lines:\n%s", r.code, len(want), r.stderr)
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("line %d %q lacks %q", i, lines[i], w)
+		}
+	}
+	missing := runCLI(t, store, `{"id":"sa-none","flavor":"cloud","cloud_id":"c-1","auth":{"kind":"oauth2_client"}}`, "put", "--file", "-")
+	if missing.code != 2 || !strings.Contains(missing.stderr, "auth.client_id: required") || !strings.Contains(missing.stderr, "auth.client_secret: required") {
+		t.Fatalf("missing fields: %+v", missing)
+	}
+	if _, err := store.Get(context.Background(), "sa-bad"); err == nil {
+		t.Fatal("a refused record was stored")
+	}
+}

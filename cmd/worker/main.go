@@ -19,6 +19,7 @@ import (
 	"retropub/credstore"
 	"retropub/internal/logging"
 	"retropub/internal/redisconn"
+	"retropub/internal/rediskeys"
 )
 
 const usage = `usage:
@@ -26,7 +27,8 @@ const usage = `usage:
   worker demo [--once]         the whole pipeline on embedded defaults
   worker integrations put --file F|- | list | show ID | delete ID
   worker integrations oauth-url --redirect-uri U | oauth-exchange --code C --redirect-uri U --id ID
-  worker keys rotate           re-seal every integration with the first key of CREDSTORE_KEYS`
+  worker keys rotate           re-seal every integration with the first key of CREDSTORE_KEYS
+  worker migrate               rename the Redis keys of a deployment made before the hash tags (idempotent; safe while workers run)`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -42,7 +44,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch cmd {
 	case "demo":
 		return runDemo(ctx, args, stdout, stderr)
-	case "run", "integrations", "keys":
+	case "run", "integrations", "keys", "migrate":
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return 0
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	defer rdb.Close()
 	switch cmd {
+	case "migrate":
+		return runMigrate(ctx, rdb, args, stdout, stderr)
 	case "integrations", "keys":
 		keys, err := credstore.ParseKeys(cfg.CredstoreKeys)
 		if err != nil {
@@ -75,10 +79,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return 2
 		}
 		store := credstore.New(rdb, keys)
+		store.UseFallback(rediskeys.NewFallback(rdb))
 		if cmd == "keys" {
 			return runKeys(ctx, store, args, stdout, stderr)
 		}
-		return runIntegrations(ctx, integrationsDeps{store: store, insp: asynq.NewInspectorFromRedisClient(rdb), oauth: oauthConfig(cfg, nil)}, args, stdin, stdout, stderr)
+		return runIntegrations(ctx, integrationsDeps{store: store, replay: newReplayer(rdb),
+			outcomes: newRecorder(cfg, rdb, nil), oauth: oauthConfig(cfg, nil)}, args, stdin, stdout, stderr)
 	}
 	if err := serve(ctx, cfg, log, rdb); err != nil {
 		log.Error("worker stopped", zap.Error(err))
@@ -124,6 +130,13 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, rdb redis.U
 // asynqConnOpt is the connection asynqmon opens itself (it cannot take a
 // client). Sentinel is built by hand: asynq v0.26 misparses its URIs.
 func asynqConnOpt(cfg *config.Config) (asynq.RedisConnOpt, error) {
+	if len(cfg.RedisClusterAddrs) > 0 {
+		o := asynq.RedisClusterClientOpt{Addrs: cfg.RedisClusterAddrs}
+		if u, err := redis.ParseURL(cfg.RedisURL); err == nil {
+			o.Username, o.Password, o.TLSConfig = u.Username, u.Password, u.TLSConfig
+		}
+		return o, nil
+	}
 	if len(cfg.RedisSentinelAddrs) > 0 {
 		o := asynq.RedisFailoverClientOpt{MasterName: cfg.RedisSentinelMaster, SentinelAddrs: cfg.RedisSentinelAddrs}
 		if u, err := redis.ParseURL(cfg.RedisURL); err == nil {
@@ -145,5 +158,21 @@ func runKeys(ctx context.Context, store *credstore.Store, args []string, stdout,
 		return 1
 	}
 	fmt.Fprintf(stdout, "{\"ok\":true,\"resealed\":%d}\n", n)
+	return 0
+}
+
+// runMigrate renames the keys of the legacy layout (rediskeys.Migrate).
+func runMigrate(ctx context.Context, rdb redis.UniversalClient, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 0 {
+		fmt.Fprintln(stderr, "usage: worker migrate")
+		return 2
+	}
+	rep, err := rediskeys.Migrate(ctx, rdb)
+	if err != nil {
+		fmt.Fprintln(stderr, "migrate:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "{\"ok\":true,\"scanned\":%d,\"renamed\":%d,\"superseded\":%d,\"layout\":%q}\n",
+		rep.Scanned, rep.Renamed, rep.Superseded, rediskeys.LayoutTagged)
 	return 0
 }

@@ -8,6 +8,7 @@ import (
 
 	"retropub/config"
 	"retropub/gate"
+	"retropub/internal/rediskeys"
 	"retropub/jobs"
 )
 
@@ -30,7 +31,7 @@ func publishLimits(cfg *config.Config) jobs.Limits {
 
 // readyKey is written by /readyz: a PING passes while Redis refuses
 // writes (OOM, a read-only replica), a write does not.
-const readyKey = "retropub:readyz"
+const readyKey = rediskeys.Ready
 
 func (a *app) redisWritable(ctx context.Context) error {
 	if err := a.rdb.Set(ctx, readyKey, "1", 0).Err(); err != nil {

@@ -34,6 +34,8 @@ type Metrics struct {
 	transitions *prometheus.CounterVec
 	deferrals   *prometheus.CounterVec
 	points      *prometheus.CounterVec
+	out         outcomeSeries
+	tooLarge    *prometheus.CounterVec
 }
 
 // New registers retropub's series, Go and process series, and, when insp
@@ -75,8 +77,14 @@ func New(insp *asynq.Inspector) *Metrics {
 			Name: "retropub_points_spent_total",
 			Help: "Atlassian rate-limit points spent by this process (a write costs 1, a GET 1 plus 1 per object returned).",
 		}, []string{"kind"}),
+		tooLarge: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "retropub_confluence_answers_too_large_total",
+			Help: "Confluence answers abandoned because they passed the answer bound (a hostile or broken server), by instance kind and endpoint.",
+		}, []string{"kind", "endpoint"}),
 	}
-	m.reg.MustRegister(m.publishes, m.setupTasks, m.requests, m.latency, m.breakers, m.transitions, m.deferrals, m.points,
+	m.out = newOutcomeSeries()
+	m.reg.MustRegister(m.out.collectors()...)
+	m.reg.MustRegister(m.publishes, m.setupTasks, m.requests, m.latency, m.breakers, m.transitions, m.deferrals, m.points, m.tooLarge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if insp != nil {
 		m.reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
@@ -126,6 +134,11 @@ func (m *Metrics) Observe(o confluence.Outcome) {
 		return
 	}
 	kind, endpoint := Kind(o.Instance), o.Method+" "+o.Route
+	if o.AnswerTooLarge {
+		// A second report for a request already counted.
+		m.tooLarge.WithLabelValues(kind, endpoint).Inc()
+		return
+	}
 	m.requests.WithLabelValues(kind, endpoint, status(o)).Inc()
 	m.latency.WithLabelValues(kind, endpoint).Observe(o.Duration.Seconds())
 }

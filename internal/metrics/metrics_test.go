@@ -92,3 +92,19 @@ retropub_points_spent_total{kind="cloud"} 3
 		t.Fatalf("deferrals %v", got)
 	}
 }
+
+// A too-large answer is a second report for a request already counted:
+// it counts apart, and not as another request.
+func TestAnswerTooLargeSeries(t *testing.T) {
+	m := New(nil)
+	o := confluence.Outcome{Instance: "server:wiki.example.com", Method: "GET", Route: "/rest/api/content", StatusCode: 200}
+	m.Observe(o)
+	o.AnswerTooLarge, o.Err = true, &confluence.AnswerTooLargeError{Method: "GET", Path: "/rest/api/content", Limit: 1}
+	m.Observe(o)
+	if got := testutil.ToFloat64(m.tooLarge.WithLabelValues("server", "GET /rest/api/content")); got != 1 {
+		t.Errorf("too large %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("server", "GET /rest/api/content", "200")); got != 1 {
+		t.Errorf("requests %v, want 1", got)
+	}
+}

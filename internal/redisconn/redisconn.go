@@ -11,8 +11,16 @@ import (
 	"retropub/config"
 )
 
-// New returns a client for REDIS_URL, or for Sentinel when configured.
+// New returns a client for REDIS_URL, or for Sentinel or a Redis Cluster
+// when configured (config refuses both at once).
 func New(c *config.Config) (redis.UniversalClient, error) {
+	if len(c.RedisClusterAddrs) > 0 {
+		opt := &redis.ClusterOptions{Addrs: c.RedisClusterAddrs, PoolSize: c.WorkerConcurrency + 20}
+		if u, err := redis.ParseURL(c.RedisURL); err == nil {
+			opt.Username, opt.Password, opt.TLSConfig = u.Username, u.Password, u.TLSConfig
+		}
+		return redis.NewClusterClient(opt), nil
+	}
 	if len(c.RedisSentinelAddrs) > 0 {
 		opt := &redis.FailoverOptions{MasterName: c.RedisSentinelMaster, SentinelAddrs: c.RedisSentinelAddrs}
 		if u, err := redis.ParseURL(c.RedisURL); err == nil {

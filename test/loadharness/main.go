@@ -32,9 +32,9 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"retropub/confluence/confluencetest"
 	"retropub/credstore"
 	"retropub/jobs"
-	"retropub/test/fakeconfluence"
 )
 
 type options struct {
@@ -127,7 +127,7 @@ type world struct {
 	sc     scenario
 	rdb    *redis.Client
 	url    string
-	sites  []*fakeconfluence.Server
+	sites  []*confluencetest.Server
 	gw     *httptest.Server
 	keys   string
 	bin    string
@@ -321,12 +321,12 @@ func (w *world) setup(ctx context.Context, latency time.Duration) error {
 	}
 	w.closeSites()
 	for i := 0; i < w.sc.instances; i++ {
-		s := fakeconfluence.New(fakeconfluence.Options{CloudID: fmt.Sprintf("00000000-0000-0000-0000-%012d", i)})
+		s := confluencetest.New(confluencetest.Options{CloudID: fmt.Sprintf("00000000-0000-0000-0000-%012d", i)})
 		s.AddSpace("ENG", "Engineering")
 		s.AddAccessToken("load-token")
 		w.sites = append(w.sites, s)
 	}
-	w.gw = httptest.NewServer(fakeconfluence.Router(w.sites...))
+	w.gw = httptest.NewServer(confluencetest.Router(w.sites...))
 	kid, key := credstore.GenerateKey()
 	w.keys = kid + ":" + key
 	keys, _ := credstore.ParseKeys(w.keys)
@@ -351,7 +351,7 @@ func (w *world) setup(ctx context.Context, latency time.Duration) error {
 }
 
 // site is the fake site of integration i.
-func (w *world) site(integration int) *fakeconfluence.Server {
+func (w *world) site(integration int) *confluencetest.Server {
 	return w.sites[integration%len(w.sites)]
 }
 
@@ -365,8 +365,8 @@ func (w *world) closeSites() {
 	w.sites, w.gw = nil, nil
 }
 
-func (w *world) requests() []fakeconfluence.Request {
-	var out []fakeconfluence.Request
+func (w *world) requests() []confluencetest.Request {
+	var out []confluencetest.Request
 	for _, s := range w.sites {
 		out = append(out, s.Requests()...)
 	}
@@ -967,16 +967,16 @@ func (quiet) Fatal(...any) {}
 func bareClient(latency time.Duration, n, concurrency, atts, instances int) float64 {
 	type site struct{ base, spaceID, home string }
 	var sites []site
-	var fakes []*fakeconfluence.Server
+	var fakes []*confluencetest.Server
 	for i := 0; i < instances; i++ {
-		fake := fakeconfluence.New(fakeconfluence.Options{CloudID: fmt.Sprintf("00000000-0000-0000-0000-%012d", i)})
+		fake := confluencetest.New(confluencetest.Options{CloudID: fmt.Sprintf("00000000-0000-0000-0000-%012d", i)})
 		spaceID, home := fake.AddSpace("ENG", "Engineering")
 		fake.AddAccessToken("bare")
 		fake.SetLatency(latency)
 		fakes = append(fakes, fake)
 		sites = append(sites, site{spaceID: spaceID, home: home, base: "/ex/confluence/" + fake.CloudID() + "/wiki"})
 	}
-	gw := httptest.NewServer(fakeconfluence.Router(fakes...))
+	gw := httptest.NewServer(confluencetest.Router(fakes...))
 	defer gw.Close()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = concurrency
