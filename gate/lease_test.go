@@ -104,6 +104,7 @@ func TestLeasesOfADeadProcessExpire(t *testing.T) {
 	_, rdb := newMiniredis(t)
 	const lease = 40 * time.Millisecond
 	dead := New(rdb, Config{MaxInflight: 2, PointsPerHour: 100, LeaseTime: lease, MaxWait: time.Millisecond}, nil)
+	const inflightLife = 4 * lease // a reservation outlives its renewal that long
 	for range 2 { // both slots, never reported
 		if _, err := dead.Admit(context.Background(), inst, "POST", "r"); err != nil {
 			t.Fatal(err)
@@ -117,24 +118,31 @@ func TestLeasesOfADeadProcessExpire(t *testing.T) {
 	<-dead.stopped
 	killed := time.Now()
 
-	live := New(rdb, Config{MaxInflight: 2, PointsPerHour: 100, LeaseTime: lease, MaxWait: time.Millisecond}, nil)
+	live := New(rdb, Config{MaxInflight: 2, LeaseTime: lease, MaxWait: time.Millisecond}, nil)
 	defer live.Close()
 	deferral(t, send(t, live, "POST", confluence.Outcome{StatusCode: 200}), RefusedInflight)
-	if _, _, err := live.refreshPoints(context.Background(), 100, 1, 50, 1); err != nil {
+	// probe only refreshes points slices (no renewer runs for it).
+	probe := New(rdb, Config{PointsPerHour: 100, LeaseTime: lease}, nil)
+	base := func() int {
+		probe.points.mu.Lock()
+		defer probe.points.mu.Unlock()
+		return probe.points.base
+	}
+	if _, _, err := probe.refreshPoints(context.Background(), 100, 1, 5, 1); err != nil {
 		t.Fatal(err)
 	}
-	if live.points.base < 60 {
-		t.Fatalf("fleet count %d while the dead process's 60-point slice is live", live.points.base)
+	if base() < 60 {
+		t.Fatalf("fleet count %d while the dead process's 60-point slice is live", base())
 	}
 	time.Sleep(lease + 10*time.Millisecond)
-	if _, _, err := live.refreshPoints(context.Background(), 100, 1, 5, 1); err != nil {
+	if _, _, err := probe.refreshPoints(context.Background(), 100, 1, 5, 1); err != nil {
 		t.Fatal(err)
 	}
-	if live.points.base >= 60 {
-		t.Fatalf("fleet count %d: the dead process's points slice outlived its lease", live.points.base)
+	if base() >= 60 {
+		t.Fatalf("fleet count %d: the dead process's points slice outlived its lease", base())
 	}
 	for send(t, live, "POST", confluence.Outcome{StatusCode: 200}) != nil {
-		if time.Since(killed) > 4*lease+500*time.Millisecond {
+		if time.Since(killed) > inflightLife+500*time.Millisecond {
 			t.Fatal("the dead process's in-flight slots outlived 4 lease times")
 		}
 		time.Sleep(5 * time.Millisecond)
