@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"retropub/credstore"
-	"retropub/test/fakeconfluence"
+	"retropub/confluence/confluencetest"
 )
 
 func (b *oauthBundle) putServiceAccount(t *testing.T, id, clientID, secret string) *credstore.Record {
@@ -28,7 +28,7 @@ func (b *oauthBundle) putServiceAccount(t *testing.T, id, clientID, secret strin
 // once: one fetch, everyone uses it, and it is cached sealed in the record.
 func TestClientCredentialsFetchIsShared(t *testing.T) {
 	t.Parallel()
-	b := setupOAuth(t, fakeconfluence.Options{})
+	b := setupOAuth(t, confluencetest.Options{})
 	b.fake.AddServiceAccount("sa-1", "sa-secret-0123456789")
 	rec := b.putServiceAccount(t, "svc", "sa-1", "sa-secret-0123456789")
 	const workers = 8
@@ -71,7 +71,7 @@ func TestClientCredentialsFetchIsShared(t *testing.T) {
 // not tried again.
 func TestClientCredentialsRenewAndRefusal(t *testing.T) {
 	t.Parallel()
-	b := setupOAuth(t, fakeconfluence.Options{})
+	b := setupOAuth(t, confluencetest.Options{})
 	b.fake.AddServiceAccount("sa-2", "secret-2")
 	b.fake.SetServiceAccountTokenLifetime(2 * time.Second)
 	rec := b.putServiceAccount(t, "svc2", "sa-2", "secret-2")
@@ -116,24 +116,24 @@ func TestClientCredentialsRenewAndRefusal(t *testing.T) {
 // error naming the endpoint, never quoting the body.
 func TestClientCredentialsBadAnswers(t *testing.T) {
 	t.Parallel()
-	b := setupOAuth(t, fakeconfluence.Options{})
+	b := setupOAuth(t, confluencetest.Options{})
 	b.fake.AddServiceAccount("sa-3", "secret-3")
 	cases := []struct {
 		name   string
-		fault  fakeconfluence.Fault
+		fault  confluencetest.Fault
 		want   string
 		temp   bool
 		status int
 	}{
-		{"html", fakeconfluence.Fault{Status: 200, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html><body>Log in secret-3</body></html>"},
+		{"html", confluencetest.Fault{Status: 200, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<html><body>Log in secret-3</body></html>"},
 			"answered text/html, not a JSON token", false, 200},
-		{"empty", fakeconfluence.Fault{Status: 200, Header: http.Header{"Content-Type": {"application/json"}}},
+		{"empty", confluencetest.Fault{Status: 200, Header: http.Header{"Content-Type": {"application/json"}}},
 			"empty answer", false, 200},
-		{"no expiry", fakeconfluence.Fault{Status: 200, Body: `{"access_token":"x-token","token_type":"Bearer"}`},
+		{"no expiry", confluencetest.Fault{Status: 200, Body: `{"access_token":"x-token","token_type":"Bearer"}`},
 			"the token has no expiry", false, 200},
-		{"zero expiry", fakeconfluence.Fault{Status: 200, Body: `{"access_token":"x-token","token_type":"Bearer","expires_in":0}`},
+		{"zero expiry", confluencetest.Fault{Status: 200, Body: `{"access_token":"x-token","token_type":"Bearer","expires_in":0}`},
 			"the token has no expiry", false, 200},
-		{"maintenance", fakeconfluence.Fault{Status: 503, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<p>down</p>"},
+		{"maintenance", confluencetest.Fault{Status: 503, Header: http.Header{"Content-Type": {"text/html"}}, Body: "<p>down</p>"},
 			"answered 503", true, 503},
 	}
 	for i, c := range cases {

@@ -58,6 +58,12 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 	redisconn.Install(rdb) // no busy loop while Redis refuses us
 	a.insp = asynq.NewInspectorFromRedisClient(rdb)
 	a.met = metrics.New(a.insp)
+	a.met.SetPointsBudget(cfg.AtlassianPointsPerHr)
+	a.met.SetReadiness(func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return a.ready(ctx) == nil
+	})
 	a.mux = asynq.NewServeMux()
 	tokens := credstore.NewTokens(a.store, oauthConfig(cfg, a.http))
 	a.gate = newGate(cfg, a, log)
@@ -66,7 +72,7 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 	jobs.Register(a.mux, &jobs.Publisher{
 		Redis: rdb, Legacy: legacy, Integrations: a.store, Log: log, Limits: publishLimits(cfg), Connect: connect,
 		AttachmentURLHosts: cfg.AttachmentURLHosts, AttachmentMaxBytes: cfg.AttachmentMaxBytes,
-		Downloads: jobs.NewDownloadClient(jobs.DownloadTimeout),
+		Downloads: jobs.NewDownloadClient(jobs.DownloadTimeout, egressOptions(cfg)...),
 		Outcomes:  newRecorder(cfg, rdb, a.met),
 	})
 	jobs.ObserveOutcomes(a.mux, a.met.TaskOutcome)
@@ -100,29 +106,35 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 // shares: the egress policy (CONFLUENCE_ALLOW_CIDRS, EGRESS_PROXY_URL) and
 // a connection pool sized for the worker's concurrency.
 func newHTTPClient(cfg *config.Config) *http.Client {
-	opts := []confluence.HTTPOption{
-		confluence.AllowCIDRs(cfg.ConfluenceAllowCIDRs...),
-		// The Atlassian endpoints are the operator's configuration, not a
-		// customer's input: they pass whatever address they have.
-		confluence.TrustOrigins(cfg.AtlassianAPIURL, cfg.AtlassianAuthURL),
-	}
+	// The Atlassian endpoints pass whatever address they have, because they
+	// are the operator's configuration: the Cloud client and the OAuth calls
+	// (oauthConfig) mark their requests trusted, never a URL comparison.
+	return confluence.NewHTTPClient(cfg.ConfluenceTimeout, cfg.WorkerConcurrency, egressOptions(cfg)...)
+}
+
+// egressOptions is the egress policy of the configuration, for Confluence
+// traffic and attachment downloads alike.
+func egressOptions(cfg *config.Config) []confluence.HTTPOption {
+	opts := []confluence.HTTPOption{confluence.AllowCIDRs(cfg.ConfluenceAllowCIDRs...)}
 	if cfg.EgressProxyURL != "" {
 		// config.Load has checked it is an absolute http(s)/socks5 URL.
 		if u, err := url.Parse(cfg.EgressProxyURL); err == nil {
 			opts = append(opts, confluence.ViaProxy(u))
 		}
 	}
-	return confluence.NewHTTPClient(cfg.ConfluenceTimeout, cfg.WorkerConcurrency, opts...)
+	return opts
 }
 
 // oauthConfig is the OAuth app of the configuration; hc nil uses a client
-// with the egress policy of the configuration.
+// with the egress policy of the configuration. Its calls go only to
+// ATLASSIAN_AUTH_URL and ATLASSIAN_API_URL, so they are trusted
+// (confluence.TrustedClient): those may be internal addresses.
 func oauthConfig(cfg *config.Config, hc *http.Client) credstore.OAuthConfig {
 	if hc == nil {
 		hc = newHTTPClient(cfg)
 	}
 	return credstore.OAuthConfig{ClientID: cfg.AtlassianClientID, ClientSecret: cfg.AtlassianClientSecret,
-		AuthURL: cfg.AtlassianAuthURL, APIURL: cfg.AtlassianAPIURL, HTTPClient: hc}
+		AuthURL: cfg.AtlassianAuthURL, APIURL: cfg.AtlassianAPIURL, HTTPClient: confluence.TrustedClient(hc)}
 }
 
 // start starts the asynq server.
@@ -142,18 +154,30 @@ func (a *app) shutdown() {
 	a.gate.Close() // hand back what the gate's leases hold
 }
 
+// errNotRunning is /readyz's answer between start-up and start, and from
+// SIGTERM on.
+var errNotRunning = errors.New("worker: not running")
+
+// ready is nil when the worker can take tasks: Redis accepts a write and
+// the asynq server runs (/readyz and retropub_worker_ready).
+func (a *app) ready(ctx context.Context) error {
+	if err := a.redisWritable(ctx); err != nil {
+		return errors.New("redis: unavailable") // the cause is in the worker's log, not on a public endpoint
+	}
+	if !a.running.Load() || a.srv.Ping() != nil {
+		return errNotRunning
+	}
+	return nil
+}
+
 // httpMux serves the health endpoints and /metrics; extra mounts more
 // (the dashboard).
 func (a *app) httpMux(extra func(*http.ServeMux)) *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.redisWritable(r.Context()); err != nil {
-			http.Error(w, "redis: unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		if !a.running.Load() || a.srv.Ping() != nil {
-			http.Error(w, "worker: not running", http.StatusServiceUnavailable)
+		if err := a.ready(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")

@@ -104,6 +104,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, rdb redis.U
 		return err
 	}
 	defer a.shutdown()
+	stopOutcomes := a.startOutcomeLoops(ctx)
+	defer stopOutcomes()
 	var mount func(*http.ServeMux)
 	if cfg.DashboardUser != "" {
 		conn, err := asynqConnOpt(cfg)

@@ -1,13 +1,23 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"retropub/config"
 	"retropub/internal/metrics"
 	"retropub/jobs"
 	"retropub/outcomes"
+	"retropub/webhook"
 )
 
 // newRecorder is the outcome recorder of the configuration; met nil
@@ -20,4 +30,41 @@ func newRecorder(cfg *config.Config, rdb redis.UniversalClient, met *metrics.Met
 func newReplayer(rdb redis.UniversalClient) *jobs.Replayer {
 	return &jobs.Replayer{Client: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb),
 		Parked: &outcomes.Store{Redis: rdb}}
+}
+
+// startOutcomeLoops runs what every worker does for the outcome stream
+// besides publishing: webhook delivery (with OUTCOME_WEBHOOK_URL) and the
+// parked-reports gauge. stop waits for them to end.
+func (a *app) startOutcomeLoops(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.met.WatchParked(ctx, 15*time.Second, (&outcomes.Store{Redis: a.rdb}).ParkedByReason)
+	}()
+	if a.cfg.OutcomeWebhookURL != "" {
+		d := &webhook.Deliverer{
+			Redis: a.rdb, URL: a.cfg.OutcomeWebhookURL, Secret: a.cfg.OutcomeWebhookSecret, MaxAge: a.cfg.OutcomeWebhookMaxAge,
+			Consumer: consumerName(), Log: a.log, Result: a.met.WebhookDelivery, Oldest: a.met.OldestUndelivered,
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.Run(ctx); err != nil {
+				a.log.Error("webhook delivery stopped", zap.Error(err))
+			}
+		}()
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
+// consumerName names this process in the webhook consumer group: host,
+// pid and a random part, so a restarted worker is a new consumer and the
+// old one's pending events are claimed like any dead worker's.
+func consumerName() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }

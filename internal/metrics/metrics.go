@@ -36,6 +36,9 @@ type Metrics struct {
 	points      *prometheus.CounterVec
 	out         outcomeSeries
 	tooLarge    *prometheus.CounterVec
+
+	op         operatorSeries
+	collectors []prometheus.Collector // everything registered, for Names
 }
 
 // New registers retropub's series, Go and process series, and, when insp
@@ -83,13 +86,15 @@ func New(insp *asynq.Inspector) *Metrics {
 		}, []string{"kind", "endpoint"}),
 	}
 	m.out = newOutcomeSeries()
-	m.reg.MustRegister(m.out.collectors()...)
-	m.reg.MustRegister(m.publishes, m.setupTasks, m.requests, m.latency, m.breakers, m.transitions, m.deferrals, m.points, m.tooLarge,
+	m.mustRegister(m.out.collectors()...)
+	m.mustRegister(m.publishes, m.setupTasks, m.requests, m.latency, m.breakers, m.transitions, m.deferrals, m.points, m.tooLarge,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if insp != nil {
-		m.reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
+		m.mustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
 	}
+	m.registerOperatorSeries()
 	m.zero()
+	m.zeroOutcomes()
 	return m
 }
 
