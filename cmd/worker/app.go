@@ -86,18 +86,7 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		IsFailure:                jobs.IsFailure,
 		Logger:                   logging.Asynq(log),
 		LogLevel:                 asynq.WarnLevel,
-		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
-			id, _ := asynq.GetTaskID(ctx)
-			n, _ := asynq.GetRetryCount(ctx)
-			max, _ := asynq.GetMaxRetry(ctx)
-			final := errors.Is(err, asynq.SkipRetry) || (jobs.IsFailure(err) && n >= max)
-			fields := []zap.Field{zap.String("task_id", id), zap.String("task_type", t.Type()), zap.Int("attempt", n+1), zap.Error(err)}
-			if final {
-				log.Error("task archived", fields...)
-			} else {
-				log.Info("task will run again", fields...)
-			}
-		}),
+		ErrorHandler:             taskErrorHandler(log),
 	})
 	return a, nil
 }
