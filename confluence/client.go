@@ -89,6 +89,9 @@ type conn struct {
 	calls    atomic.Int64
 	// maxAnswer bounds a decoded answer (WithMaxAnswerBytes).
 	maxAnswer int64
+	// trusted requests skip the egress address checks (trust.go): set
+	// by NewCloud only.
+	trusted bool
 }
 
 // Option configures a Client.
@@ -126,6 +129,7 @@ func NewCloud(apiURL, cloudID string, opts ...Option) (*Client, error) {
 	c := &Client{}
 	c.base, c.instance, c.v1, c.allowed, c.redirect = base, "cloud:"+cloudID, "/wiki/rest/api", cloudRoutes, cloudRedirect
 	c.api = &cloud{conn: &c.conn}
+	c.trusted = true // the gateway is the operator's configuration (trust.go)
 	if err := c.apply(opts); err != nil {
 		return nil, err
 	}
@@ -229,7 +233,11 @@ func (c *conn) send(ctx context.Context, r request, route string) (*http.Respons
 	if r.body != nil {
 		body = r.body()
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	sendCtx := ctx
+	if c.trusted {
+		sendCtx = markTrusted(ctx)
+	}
+	req, err := http.NewRequestWithContext(sendCtx, r.method, u.String(), body)
 	if err != nil {
 		return nil, fmt.Errorf("confluence: build %s %s: %w", r.method, r.path, err)
 	}

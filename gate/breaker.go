@@ -26,7 +26,8 @@ type instance struct {
 	openedAt   time.Time // when the local breaker last opened
 	openUntil  time.Time // the fleet's flag, as last seen
 	openSeenAt time.Time
-	snap       snapshot // cooldown and breaker, for instances with no counting limit
+	snap       snapshot   // cooldown and breaker as last known
+	lease      spendLease // this process's slice of a counting instance (lease.go)
 }
 
 // sharedOpenTTL bounds how long the fleet's "open" flag is trusted
