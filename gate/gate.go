@@ -99,7 +99,7 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger) *Gate {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	g := &Gate{rdb: rdb, cfg: cfg, log: log, instances: map[string]*instance{}, proc: newMember()}
+	g := &Gate{rdb: rdb, cfg: cfg, log: log, instances: map[string]*instance{}, proc: randhex.String(12)}
 	g.points.fb = noFeedback()
 	return g
 }
