@@ -332,6 +332,7 @@ func checkResponse(r request, resp *http.Response, now time.Time) error {
 		FailureCategory: resp.Header.Get("X-Failure-Category"),
 	}
 	e.Code, e.Message = errorMessage(body)
+	e.Exists = existing(e.StatusCode, e.Message)
 	if resp.StatusCode == http.StatusTooManyRequests ||
 		(resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "") {
 		d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), now)

@@ -26,8 +26,9 @@ type instance struct {
 	openedAt   time.Time // when the local breaker last opened
 	openUntil  time.Time // the fleet's flag, as last seen
 	openSeenAt time.Time
-	snap       snapshot // cooldown and breaker, for instances with no counting limit
-	lastFail   string   // the last failure this process saw, for an open breaker's message
+	snap       snapshot   // cooldown and breaker as last known
+	lease      spendLease // this process's slice of a counting instance (lease.go)
+	lastFail   string     // the last failure this process saw, for an open breaker's message
 }
 
 // noteFailure remembers the failure that may open the breaker.
