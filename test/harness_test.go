@@ -185,7 +185,7 @@ func (e *env) startWorker(concurrency int) *asynq.Server {
 		Connect: jobs.NewConnector(e.fake.URL(), hc, tokens),
 		// Attachment sources in tests are httptest servers on loopback.
 		AttachmentURLHosts: []string{"127.0.0.1"}, AttachmentMaxBytes: e.maxAttachment,
-		Downloads: jobs.NewDownloadClient(30 * time.Second),
+		Downloads: jobs.NewDownloadClient(30*time.Second, e.httpOpts...),
 		Outcomes:  &outcomes.Recorder{Redis: e.rdb},
 	})
 	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{
