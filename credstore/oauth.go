@@ -268,10 +268,12 @@ func (s *TokenSource) valid(a Auth) bool {
 	early := earlyMax
 	if l := lifetime(a); l > 0 {
 		// A service account's next token costs one request and no
-		// rotation risk, so its tokens are used longer before renewal.
+		// rotation risk, so its tokens serve 90 % of their life: about
+		// one fetch per lifetime. Its expiry is counted from before the
+		// fetch was sent, so the tenth left covers the requests in flight.
 		part := l / 4
 		if a.Kind == KindClientCredentials {
-			part = l / 5
+			part = l / 10
 		}
 		early = min(early, part)
 	}
