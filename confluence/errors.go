@@ -24,6 +24,11 @@ var (
 	ErrServer          = errors.New("confluence: server error")
 	ErrTransport       = errors.New("confluence: transport error")
 	ErrNotAllowed      = errors.New("confluence: call not in the allowlist")
+	// ErrRejected is a 4xx answer that the same request will meet again
+	// (405, 415, 422, …): every 4xx but 408, 409 and 429, which a repeat can
+	// pass, and 401 and 404, which the error table (DESIGN §6) handles on
+	// their own (re-authorisation; a page recreated, a space missing).
+	ErrRejected = errors.New("confluence: request rejected")
 )
 
 // Error is a non-2xx answer from Confluence. Its Is method maps the status
@@ -74,6 +79,12 @@ func (e *Error) Is(target error) bool {
 		return e.StatusCode == http.StatusGone
 	case ErrServer:
 		return e.StatusCode >= 500
+	case ErrRejected:
+		switch e.StatusCode {
+		case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests, http.StatusUnauthorized, http.StatusNotFound:
+			return false
+		}
+		return e.StatusCode >= 400 && e.StatusCode < 500
 	}
 	return false
 }
@@ -250,7 +261,11 @@ func checkPageID(id string) error {
 // checkAnswerID refuses an id Confluence answered that the API does not
 // document, naming the call that answered it.
 func checkAnswerID(method, path, kind, id string) error {
-	if !validID(id) {
+	digits := id
+	if kind == "attachment" {
+		digits = strings.TrimPrefix(id, "att")
+	}
+	if !validID(digits) {
 		return &InvalidIDError{Kind: kind, Value: id, Answer: method + " " + path}
 	}
 	return nil

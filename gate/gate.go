@@ -154,7 +154,7 @@ func (g *Gate) instance(name string) *instance {
 func (g *Gate) Admit(ctx context.Context, inst, method, route string) (func(confluence.Outcome), error) {
 	in := g.instance(inst)
 	if until, open := in.sharedOpen(); open {
-		return nil, &DeferError{Instance: inst, Why: RefusedBreaker, Until: until}
+		return nil, &DeferError{Instance: inst, Why: RefusedBreaker, Until: until, Cause: in.openCause()}
 	}
 	bdone, err := in.allow()
 	if err != nil {
@@ -226,7 +226,11 @@ func (g *Gate) admit(ctx context.Context, in *instance, method, member string) (
 		}
 		short := why == RefusedRate || why == RefusedInflight || why == RefusedProbes
 		if !short || waited+wait > g.cfg.MaxWait {
-			return false, &DeferError{Instance: in.name, Why: why, Until: time.Now().Add(wait)}
+			de := &DeferError{Instance: in.name, Why: why, Until: time.Now().Add(wait)}
+			if why == RefusedBreaker {
+				de.Cause = in.openCause()
+			}
+			return false, de
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -273,6 +277,9 @@ func share(ctx context.Context) float64 {
 // and published at once.
 func (g *Gate) report(in *instance, bdone func(error), member string, probe, leased bool, o confluence.Outcome) {
 	failed, excluded := isFailure(o.Err), isExcluded(o.Err)
+	if failed {
+		in.noteFailure(o.Err)
+	}
 	bdone(o.Err)
 	verdict := 0
 	switch {

@@ -480,7 +480,7 @@ func (r *publishRun) updatePage(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		pg, err := r.cf.UpdatePage(ctx, confluence.PageUpdate{
 			ID: r.m.PageID, SpaceID: r.space.ID, ParentID: r.m.ParentID, Title: title, Body: r.body,
-			Version: next, Message: fmt.Sprintf("retropub: report revision %d", r.p.Report.Revision),
+			Version: next, Message: versionMessage(r.p),
 		})
 		switch {
 		case err == nil:
