@@ -17,8 +17,6 @@ package gate
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,11 +24,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"retropub/confluence"
+	"retropub/internal/randhex"
 )
 
 // Config holds the limits; a zero limit switches that gate off.
@@ -101,7 +99,7 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger) *Gate {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	g := &Gate{rdb: rdb, cfg: cfg, log: log, instances: map[string]*instance{}, proc: newMember()}
+	g := &Gate{rdb: rdb, cfg: cfg, log: log, instances: map[string]*instance{}, proc: randhex.String(12)}
 	g.points.fb = noFeedback()
 	return g
 }
@@ -156,7 +154,7 @@ func (g *Gate) instance(name string) *instance {
 func (g *Gate) Admit(ctx context.Context, inst, method, route string) (func(confluence.Outcome), error) {
 	in := g.instance(inst)
 	if until, open := in.sharedOpen(); open {
-		return nil, &DeferError{Instance: inst, Why: RefusedBreaker, Until: until}
+		return nil, &DeferError{Instance: inst, Why: RefusedBreaker, Until: until, Cause: in.openCause()}
 	}
 	bdone, err := in.allow()
 	if err != nil {
@@ -187,7 +185,7 @@ func (g *Gate) Admit(ctx context.Context, inst, method, route string) (func(conf
 			return func(o confluence.Outcome) { g.report(in, bdone, "", false, false, o) }, nil
 		}
 	}
-	member := newMember()
+	member := randhex.String(12)
 	probe, err := g.admit(ctx, in, method, member)
 	if err != nil {
 		bdone(errRefused)
@@ -228,7 +226,11 @@ func (g *Gate) admit(ctx context.Context, in *instance, method, member string) (
 		}
 		short := why == RefusedRate || why == RefusedInflight || why == RefusedProbes
 		if !short || waited+wait > g.cfg.MaxWait {
-			return false, &DeferError{Instance: in.name, Why: why, Until: time.Now().Add(wait)}
+			de := &DeferError{Instance: in.name, Why: why, Until: time.Now().Add(wait)}
+			if why == RefusedBreaker {
+				de.Cause = in.openCause()
+			}
+			return false, de
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -255,15 +257,15 @@ func admittedBurst(rate, burst int) int {
 	return max(burst-reserve, 1)
 }
 
-// share is the part of the hourly budget a task's queue may spend: low
-// work stops where Atlassian says "near the limit" (20 % left), default
-// work keeps the last 5 % for critical work (set-up checks a person waits for).
+// share is the part of the hourly budget a request may spend, by the
+// priority its task gave it (confluence.WithPriority): low work stops
+// where Atlassian says "near the limit" (20 % left), normal work keeps the
+// last 5 % for critical work (set-up checks a person waits for).
 func share(ctx context.Context) float64 {
-	q, _ := asynq.GetQueueName(ctx)
-	switch q {
-	case "critical":
+	switch confluence.PriorityOf(ctx) {
+	case confluence.PriorityCritical:
 		return 1
-	case "low":
+	case confluence.PriorityLow:
 		return 0.8
 	}
 	return 0.95
@@ -275,6 +277,9 @@ func share(ctx context.Context) float64 {
 // and published at once.
 func (g *Gate) report(in *instance, bdone func(error), member string, probe, leased bool, o confluence.Outcome) {
 	failed, excluded := isFailure(o.Err), isExcluded(o.Err)
+	if failed {
+		in.noteFailure(o.Err)
+	}
 	bdone(o.Err)
 	verdict := 0
 	switch {
@@ -370,10 +375,4 @@ func untilQuotaResets(retryAfter time.Duration, announced bool, now time.Time) t
 		return retryAfter
 	}
 	return now.UTC().Truncate(time.Hour).Add(time.Hour).Sub(now)
-}
-
-func newMember() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
