@@ -71,8 +71,11 @@ func (c *Client) AttachmentByName(ctx context.Context, pageID, filename string) 
 		return nil, err
 	}
 	for i := range out.Results {
-		if out.Results[i].Title == filename {
-			return &out.Results[i], nil
+		if a := &out.Results[i]; a.Title == filename {
+			if err := checkAnswerID("GET", c.attachmentPath(pageID), "attachment", a.ID); err != nil {
+				return nil, err
+			}
+			return a, nil
 		}
 	}
 	return nil, &NotFoundError{Method: "GET", Path: c.attachmentPath(pageID), What: "attachment " + strconv.Quote(filename)}
@@ -118,7 +121,13 @@ func (c *Client) upload(ctx context.Context, path string, files []Upload) ([]Att
 	if err != nil {
 		return nil, err
 	}
-	return decodeAttachments(raw)
+	atts, err := decodeAttachments(raw)
+	for _, a := range atts {
+		if err == nil {
+			err = checkAnswerID("POST", path, "attachment", a.ID)
+		}
+	}
+	return atts, err
 }
 
 func writeMultipart(mw *multipart.Writer, files []Upload) error {

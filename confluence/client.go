@@ -77,6 +77,7 @@ type conn struct {
 	base     *url.URL // …/ex/confluence/{cloudId}, or the Data Center base URL; no trailing slash
 	instance string   // "cloud:<cloudId>" or "server:<host><context path>"
 	v1       string   // where REST v1 lives below base: /wiki/rest/api on Cloud, /rest/api on Data Center
+	site     string   // where people read pages when an answer names no _links.base: the Cloud site's /wiki (WithSiteURL), the Data Center base URL
 	caPEM    string   // extra CA bundle (WithCA)
 	http     *http.Client
 	auth     Authorizer
@@ -112,6 +113,18 @@ func WithObserver(o Observer) Option { return func(c *Client) { c.observe = o } 
 // WithCA also trusts the PEM certificates in caPEM (an integration's
 // ca_pem), on a transport derived from the shared one; "" changes nothing.
 func WithCA(caPEM string) Option { return func(c *Client) { c.caPEM = caPEM } }
+
+// WithSiteURL names a Cloud site's address for people (the integration's
+// site_url, e.g. https://acme.atlassian.net): page links are made absolute
+// with it when an answer names no _links.base. Data Center clients use
+// their base URL, context path included, and ignore it.
+func WithSiteURL(siteURL string) Option {
+	return func(c *Client) {
+		if siteURL != "" {
+			c.site = strings.TrimSuffix(strings.TrimRight(siteURL, "/"), "/wiki") + "/wiki"
+		}
+	}
+}
 
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.agent = ua } }
@@ -319,6 +332,7 @@ func checkResponse(r request, resp *http.Response, now time.Time) error {
 		FailureCategory: resp.Header.Get("X-Failure-Category"),
 	}
 	e.Code, e.Message = errorMessage(body)
+	e.Exists = existing(e.StatusCode, e.Message)
 	if resp.StatusCode == http.StatusTooManyRequests ||
 		(resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "") {
 		d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), now)

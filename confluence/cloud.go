@@ -26,8 +26,13 @@ func (c *cloud) spaceByKey(ctx context.Context, key string) (*Space, error) {
 		return nil, err
 	}
 	for i := range out.Results {
-		if strings.EqualFold(out.Results[i].Key, key) {
-			return &out.Results[i], nil
+		// After a rename Cloud answers with the system key in key and the
+		// key people use in currentActiveAlias.
+		if sp := &out.Results[i]; sp.answersTo(key) {
+			if err := checkAnswerID("GET", v2Spaces, "space", sp.ID); err != nil {
+				return nil, err
+			}
+			return sp, nil
 		}
 	}
 	return nil, &NotFoundError{Method: "GET", Path: v2Spaces, What: "space " + strconv.Quote(key)}
@@ -96,8 +101,7 @@ func (c *cloud) findPage(ctx context.Context, q url.Values, withBody, paginate b
 		}
 		for i := range out.Results {
 			if match(&out.Results[i]) {
-				out.Results[i].Links.Base = out.Links.Base
-				return &out.Results[i], nil
+				return c.answered(&out.Results[i], out.Links.Base, "GET", v2Pages)
 			}
 		}
 		cursor := nextCursor(out.Links.Next)
@@ -139,7 +143,7 @@ func (c *cloud) createPage(ctx context.Context, p NewPage) (*Page, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return c.answered(&out, "", "POST", v2Pages)
 }
 
 func (c *cloud) updatePage(ctx context.Context, u PageUpdate) (*Page, error) {
@@ -161,7 +165,7 @@ func (c *cloud) updatePage(ctx context.Context, u PageUpdate) (*Page, error) {
 	if err := c.do(ctx, request{method: "PUT", path: path, body: rd, contentType: "application/json"}, &out); err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return c.answered(&out, "", "PUT", v2Pages+"/{id}")
 }
 
 func (c *cloud) deletePage(ctx context.Context, id string) error {

@@ -2,8 +2,6 @@ package credstore
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,10 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 
+	"retropub/internal/randhex"
 	"retropub/internal/rediskeys"
+	"retropub/internal/redislock"
 )
 
 // OAuth 2.0 (3LO) for Confluence Cloud (confluence-api.md §3.1). Atlassian
@@ -94,11 +93,7 @@ func (c OAuthConfig) AuthCodeURL(redirectURL, state string, scopes []string) str
 }
 
 // NewState returns a random state value for AuthCodeURL.
-func NewState() string {
-	b := make([]byte, 16)
-	crand.Read(b)
-	return hex.EncodeToString(b)
-}
+func NewState() string { return randhex.String(16) }
 
 // Exchange trades an authorization code for the first token pair.
 func (c OAuthConfig) Exchange(ctx context.Context, code, redirectURL string) (Auth, error) {
@@ -437,33 +432,28 @@ func (s *TokenSource) markReauth(ctx context.Context, reason string) error {
 	return &ReauthRequiredError{Integration: s.id, Reason: reason}
 }
 
-// refreshLock is the per-integration lock of one refresh (SET NX PX).
-type refreshLock struct {
-	rdb   redis.UniversalClient
-	key   string
-	owner string
-}
+// refreshLock is the per-integration lock of one refresh, owned by a
+// random token (internal/redislock).
+type refreshLock struct{ *redislock.Lock }
 
 func refreshLockKey(id string) string { return rediskeys.RefreshLock(id) }
 
 // lock returns nil, nil when another worker holds the lock.
 func (t *Tokens) lock(ctx context.Context, id string) (*refreshLock, error) {
-	l := &refreshLock{rdb: t.store.rdb, key: refreshLockKey(id), owner: NewState()}
-	ok, err := l.rdb.SetNX(ctx, l.key, l.owner, refreshLockTTL).Result()
+	l := redislock.New(t.store.rdb, refreshLockKey(id), randhex.String(16))
+	err := l.Acquire(ctx, refreshLockTTL)
+	if errors.Is(err, redislock.ErrHeld) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("credstore: integration %q: refresh lock: %w", id, err)
 	}
-	if !ok {
-		return nil, nil
-	}
-	return l, nil
+	return &refreshLock{l}, nil
 }
-
-var releaseScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
 
 // release deletes the lock only if it is still ours.
 func (l *refreshLock) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = releaseScript.Run(ctx, l.rdb, []string{l.key}, l.owner).Err() // it expires anyway
+	_ = l.Release(ctx) // it expires anyway
 }

@@ -46,7 +46,7 @@ func (r *publishRun) saveRecordAndRelease(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	keys := append([]string{r.key, r.lock.key}, okeys...)
+	keys := append([]string{r.key, r.lock.Key}, okeys...)
 	args := append([]any{r.p.Report.Revision, r.taskID, mappingTTL.Milliseconds()}, oargs...)
 	res, err := saveRecordAndReleaseScript.Run(ctx, r.h.Redis, keys, args...).Result()
 	if err != nil {

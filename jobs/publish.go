@@ -17,6 +17,7 @@ import (
 	"retropub/confluence"
 	"retropub/credstore"
 	"retropub/internal/rediskeys"
+	"retropub/internal/redislock"
 	"retropub/outcomes"
 )
 
@@ -156,7 +157,7 @@ type publishRun struct {
 	taskID string
 	log    *zap.Logger
 
-	lock  *lock
+	lock  *redislock.Lock
 	slot  bool   // holds one of the integration's active slots
 	key   string // mapping key
 	m     *mapping
@@ -200,7 +201,7 @@ func (r *publishRun) run(ctx context.Context) (err error) {
 	defer func() {
 		r.releaseSlot(context.WithoutCancel(ctx))
 		if r.lock != nil {
-			if rerr := r.lock.release(context.WithoutCancel(ctx)); rerr != nil {
+			if rerr := r.lock.Release(context.WithoutCancel(ctx)); rerr != nil {
 				r.log.Warn("release report lock", zap.Error(rerr))
 			}
 		}
@@ -226,14 +227,14 @@ func (r *publishRun) run(ctx context.Context) (err error) {
 }
 
 func (r *publishRun) takeLock(ctx context.Context) error {
-	l := &lock{rdb: r.h.Redis, key: reportLockKey(r.p.IntegrationID, r.p.Report.ID), token: r.taskID}
+	l := redislock.New(r.h.Redis, reportLockKey(r.p.IntegrationID, r.p.Report.ID), r.taskID)
 	r.key = mappingKey(r.p.IntegrationID, r.p.Report.ID)
-	if err := r.h.Legacy.Adopt(ctx, l.key, r.key); err != nil {
+	if err := r.h.Legacy.Adopt(ctx, l.Key, r.key); err != nil {
 		return err
 	}
-	m, err := lockAndRead(ctx, l, r.key, lockTTL)
+	m, err := lockAndRead(ctx, r.h.Redis, l, r.key, lockTTL)
 	if err != nil {
-		if errors.Is(err, errLockHeld) {
+		if errors.Is(err, redislock.ErrHeld) {
 			return &DeferredError{Reason: "report is being published by another task", Delay: time.Second + rand.N(2*time.Second)}
 		}
 		return err
@@ -366,7 +367,7 @@ func (r *publishRun) ensureParentOnce(ctx context.Context) error {
 		r.parentID = id
 		return r.h.Redis.Set(ctx, ckey, id, cacheTTL).Err()
 	}
-	if pg, err := r.findByTitle(ctx, title); err == nil {
+	if pg, err := findPageByTitle(ctx, r.cf, r.space.ID, title); err == nil {
 		if r.p.Target.RootPageID != "" && pg.ParentID != r.p.Target.RootPageID {
 			r.log.Info("parent page found outside root_page_id; using it", zap.String("parent_id", pg.ID))
 		}
@@ -374,14 +375,14 @@ func (r *publishRun) ensureParentOnce(ctx context.Context) error {
 	} else if !errors.Is(err, confluence.ErrNotFound) {
 		return err
 	}
-	l := &lock{rdb: r.h.Redis, key: parentLockKey(r.p.IntegrationID, r.space.ID, title), token: r.taskID}
-	if err := l.acquire(ctx, 30*time.Second); err != nil {
-		if errors.Is(err, errLockHeld) {
+	l := redislock.New(r.h.Redis, parentLockKey(r.p.IntegrationID, r.space.ID, title), r.taskID)
+	if err := l.Acquire(ctx, 30*time.Second); err != nil {
+		if errors.Is(err, redislock.ErrHeld) {
 			return &DeferredError{Reason: "parent page is being created by another task", Delay: time.Second + rand.N(time.Second)}
 		}
 		return err
 	}
-	defer l.release(context.WithoutCancel(ctx))
+	defer l.Release(context.WithoutCancel(ctx))
 	if id, err := r.h.Redis.Get(ctx, ckey).Result(); err == nil && id != "" {
 		r.parentID = id
 		return nil
@@ -392,7 +393,7 @@ func (r *publishRun) ensureParentOnce(ctx context.Context) error {
 	})
 	if errors.Is(err, confluence.ErrTitleExists) {
 		// Created meanwhile, or held under another case: find it again.
-		pg, err = r.findByTitle(ctx, title)
+		pg, err = findPageByTitle(ctx, r.cf, r.space.ID, title)
 	}
 	if err != nil {
 		return err
@@ -426,12 +427,13 @@ func (r *publishRun) resolveAgain(ctx context.Context) error {
 	return err
 }
 
-// findByTitle looks a title up exactly, then case-insensitively, because
-// Confluence's filter is case-sensitive while uniqueness is not.
-func (r *publishRun) findByTitle(ctx context.Context, title string) (*confluence.Page, error) {
-	pg, err := r.cf.PageByTitle(ctx, r.space.ID, title, false)
+// findPageByTitle looks a title up exactly, then case-insensitively,
+// because Confluence's filter is case-sensitive while uniqueness is not.
+// Publishing and the set-up test page both find pages this way.
+func findPageByTitle(ctx context.Context, cf Confluence, spaceID, title string) (*confluence.Page, error) {
+	pg, err := cf.PageByTitle(ctx, spaceID, title, false)
 	if errors.Is(err, confluence.ErrNotFound) {
-		return r.cf.PageByTitleFold(ctx, r.space.ID, title)
+		return cf.PageByTitleFold(ctx, spaceID, title)
 	}
 	return pg, err
 }
@@ -468,7 +470,7 @@ func (r *publishRun) updatePage(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		pg, err := r.cf.UpdatePage(ctx, confluence.PageUpdate{
 			ID: r.m.PageID, SpaceID: r.space.ID, ParentID: r.m.ParentID, Title: title, Body: r.body,
-			Version: next, Message: fmt.Sprintf("retropub: report revision %d", r.p.Report.Revision),
+			Version: next, Message: versionMessage(r.p),
 		})
 		switch {
 		case err == nil:
@@ -505,10 +507,12 @@ func (r *publishRun) updatePage(ctx context.Context) error {
 // attempt may already have created it (its pending marker is there).
 func (r *publishRun) createPage(ctx context.Context) error {
 	if r.m.Pending != "" {
-		if pg, err := r.findOwn(ctx, r.title); err == nil {
-			return r.adopt(ctx, pg)
-		} else if !errors.Is(err, confluence.ErrNotFound) {
+		pg, err := r.findOwn(ctx, r.title)
+		if err != nil {
 			return err
+		}
+		if pg != nil {
+			return r.adopt(ctx, pg)
 		}
 	}
 	if !r.pendingMarked {
@@ -542,7 +546,7 @@ func (r *publishRun) createPage(ctx context.Context) error {
 		if !errors.Is(err, confluence.ErrTitleExists) {
 			return err
 		}
-		if pg, ferr := r.findOwn(ctx, title); ferr == nil {
+		if pg, ferr := r.findOwn(ctx, title); ferr == nil && pg != nil {
 			return r.adopt(ctx, pg)
 		}
 	}
@@ -568,14 +572,17 @@ func (r *publishRun) disambiguate(n int) string {
 }
 
 // findOwn finds a page by title and accepts it only if its footer carries
-// this report's id.
+// this report's id: nil, nil when there is no such page or it is not ours.
 func (r *publishRun) findOwn(ctx context.Context, title string) (*confluence.Page, error) {
 	pg, err := r.cf.PageByTitle(ctx, r.space.ID, title, true)
+	if errors.Is(err, confluence.ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	if !OwnsPage(pg.Body.Storage.Value, r.p.Report.ID) {
-		return nil, &confluence.Error{StatusCode: 404, Message: "page with that title is not ours"}
+		return nil, nil
 	}
 	return pg, nil
 }
@@ -797,7 +804,7 @@ func (r *publishRun) saveRevision(ctx context.Context) error {
 	if r.h.Outcomes != nil {
 		return r.saveRecordAndRelease(ctx)
 	}
-	err := saveAndReleaseScript.Run(ctx, r.h.Redis, []string{r.key, r.lock.key}, r.p.Report.Revision, r.taskID, mappingTTL.Milliseconds()).Err()
+	err := saveAndReleaseScript.Run(ctx, r.h.Redis, []string{r.key, r.lock.Key}, r.p.Report.Revision, r.taskID, mappingTTL.Milliseconds()).Err()
 	if err == nil {
 		r.lock = nil
 	}

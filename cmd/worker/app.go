@@ -18,6 +18,7 @@ import (
 	"retropub/config"
 	"retropub/confluence"
 	"retropub/credstore"
+	"retropub/gate"
 	"retropub/internal/logging"
 	"retropub/internal/metrics"
 	"retropub/internal/redisconn"
@@ -36,6 +37,7 @@ type app struct {
 	mux   *asynq.ServeMux
 	insp  *asynq.Inspector
 	met   *metrics.Metrics
+	gate  *gate.Gate
 	// running is true between start and shutdown: asynq's Ping answers
 	// nil for a server that is not running, so /readyz cannot ask it.
 	running atomic.Bool
@@ -56,7 +58,7 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 	redisconn.Install(rdb) // no busy loop while Redis refuses us
 	a.insp = asynq.NewInspectorFromRedisClient(rdb)
 	a.met = metrics.New(a.insp)
-	a.met.SetPointsBudget(cfg.AtlassianPointsPerHr)
+	a.met.SetPointsBudget(cfg.AtlassianPointsPerHour)
 	a.met.SetReadiness(func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -64,8 +66,9 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 	})
 	a.mux = asynq.NewServeMux()
 	tokens := credstore.NewTokens(a.store, oauthConfig(cfg, a.http))
+	a.gate = newGate(cfg, a, log)
 	connect := jobs.NewConnector(cfg.AtlassianAPIURL, a.http, tokens,
-		confluence.WithObserver(a.met.Observe), confluence.WithGate(newGate(cfg, a, log)))
+		confluence.WithObserver(a.met.Observe), confluence.WithGate(a.gate))
 	jobs.Register(a.mux, &jobs.Publisher{
 		Redis: rdb, Legacy: legacy, Integrations: a.store, Log: log, Limits: publishLimits(cfg), Connect: connect,
 		AttachmentURLHosts: cfg.AttachmentURLHosts, AttachmentMaxBytes: cfg.AttachmentMaxBytes,
@@ -83,18 +86,7 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		IsFailure:                jobs.IsFailure,
 		Logger:                   logging.Asynq(log),
 		LogLevel:                 asynq.WarnLevel,
-		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
-			id, _ := asynq.GetTaskID(ctx)
-			n, _ := asynq.GetRetryCount(ctx)
-			max, _ := asynq.GetMaxRetry(ctx)
-			final := errors.Is(err, asynq.SkipRetry) || (jobs.IsFailure(err) && n >= max)
-			fields := []zap.Field{zap.String("task_id", id), zap.String("task_type", t.Type()), zap.Int("attempt", n+1), zap.Error(err)}
-			if final {
-				log.Error("task archived", fields...)
-			} else {
-				log.Info("task will run again", fields...)
-			}
-		}),
+		ErrorHandler:             taskErrorHandler(log),
 	})
 	return a, nil
 }
@@ -148,6 +140,7 @@ func (a *app) start() error {
 func (a *app) shutdown() {
 	a.running.Store(false)
 	a.srv.Shutdown()
+	a.gate.Close() // hand back what the gate's leases hold
 }
 
 // errNotRunning is /readyz's answer between start-up and start, and from
