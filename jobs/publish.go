@@ -66,6 +66,10 @@ type Publisher struct {
 	AttachmentURLHosts []string
 	AttachmentMaxBytes int64
 	Downloads          *http.Client
+
+	// Ownership signs the footer of the pages we write and decides which
+	// found pages are ours (ownership.go); nil: legacy footers only.
+	Ownership *Ownership
 }
 
 // lockTTL outlives the task timeout so a running attempt never loses its
@@ -261,6 +265,9 @@ func (r *publishRun) render(ctx context.Context) error {
 		return err
 	}
 	r.hash = BodyHash(r.title, r.body)
+	// The proof goes in after hashing: the hash stays a function of the
+	// content, so pages written before proofs are not all rewritten.
+	r.body = r.h.Ownership.Seal(r.body, r.p.IntegrationID, r.p.Report.ID)
 	return r.loadFiles(ctx)
 }
 
@@ -571,8 +578,9 @@ func (r *publishRun) disambiguate(n int) string {
 	return titleWithSuffix(r.title, suffix)
 }
 
-// findOwn finds a page by title and accepts it only if its footer carries
-// this report's id: nil, nil when there is no such page or it is not ours.
+// findOwn finds a page by title and accepts it only if it is this
+// report's: under the expected parent, with a footer that proves it
+// (Ownership.Owns). nil, nil when there is no such page or it is not ours.
 func (r *publishRun) findOwn(ctx context.Context, title string) (*confluence.Page, error) {
 	pg, err := r.cf.PageByTitle(ctx, r.space.ID, title, true)
 	if errors.Is(err, confluence.ErrNotFound) {
@@ -581,7 +589,8 @@ func (r *publishRun) findOwn(ctx context.Context, title string) (*confluence.Pag
 	if err != nil {
 		return nil, err
 	}
-	if !OwnsPage(pg.Body.Storage.Value, r.p.Report.ID) {
+	if ok, why := r.h.Ownership.Owns(pg.Body.Storage.Value, pg.ParentID, r.p.IntegrationID, r.p.Report.ID, r.parentID); !ok {
+		r.log.Info("page with the report's title is not ours", zap.String("page_id", pg.ID), zap.String("reason", why))
 		return nil, nil
 	}
 	return pg, nil
