@@ -194,7 +194,7 @@ func (r *publishRun) run(ctx context.Context) (err error) {
 		{"resolve_space", r.resolveSpace},
 		{"ensure_parent", r.ensureParent},
 		{"write_page", r.writePage},
-		{"upload_attachments", r.uploadAttachments},
+		{"upload_attachments", r.uploadOrRecreate},
 		{"save", r.save},
 	}
 	defer func() {

@@ -2,9 +2,12 @@ package test
 
 import (
 	"context"
+	"encoding/base64"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/hibiken/asynq"
 
 	"retropub/confluence/confluencetest"
 	"retropub/credstore"
@@ -126,4 +129,43 @@ func (e *env) routeCount(route string) int {
 		}
 	}
 	return n
+}
+
+// Issue 14 item 9: a person deletes the report page; the next revision
+// changes only an attachment's bytes, so the page write is skipped as
+// unchanged and the upload answers 404. That 404 leads back to the page:
+// it is created again, remapped, and carries its files.
+func TestDeletedPageAttachmentOnlyChangeRecreated(t *testing.T) {
+	for _, b := range []backend{backends[0], backends[1]} {
+		t.Run(b.name, func(t *testing.T) {
+			e := newEnvFor(t, b)
+			e.startWorker(2)
+			first := result(t, e.publish(e.retro("del-1", 1, 2)))
+			if !e.fake.DeletePage(first.PageID) {
+				t.Fatalf("delete page %s", first.PageID)
+			}
+			p := e.retro("del-1", 2, 2)
+			p.EventID = "evt-del-1-r2"
+			p.Attachments[1].DataBase64 = base64.StdEncoding.EncodeToString([]byte("png-del-1-1, redrawn"))
+			info := e.wait("default", e.enqueue(p).TaskID)
+			if info.State != asynq.TaskStateCompleted || info.Retried != 0 {
+				t.Fatalf("revision 2 ended %s after %d retries: %s", info.State, info.Retried, info.LastErr)
+			}
+			second := result(t, info)
+			if second.Steps["write_page"] != "skipped" {
+				t.Errorf("steps %v: the page write should have been skipped as unchanged", second.Steps)
+			}
+			pg := e.onePage("Retro del-1")
+			if pg.ID == first.PageID || second.PageID != pg.ID {
+				t.Fatalf("page %s (result %s), first was %s: not recreated and remapped", pg.ID, second.PageID, first.PageID)
+			}
+			got := map[string]string{}
+			for _, a := range e.fake.Attachments(pg.ID) {
+				got[a.Title] = string(a.Data)
+			}
+			if len(got) != 2 || got["file-0.png"] != "png-del-1-0" || got["file-1.png"] != "png-del-1-1, redrawn" {
+				t.Fatalf("recreated page's files %v", got)
+			}
+		})
+	}
 }
