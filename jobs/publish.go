@@ -366,7 +366,8 @@ func (r *publishRun) ensureParentOnce(ctx context.Context) error {
 		r.parentID = id
 		return r.h.Redis.Set(ctx, ckey, id, cacheTTL).Err()
 	}
-	if pg, err := findPageByTitle(ctx, r.cf, r.space.ID, title); err == nil {
+	pg, use, err := r.findParent(ctx, title)
+	if err == nil {
 		if r.p.Target.RootPageID != "" && pg.ParentID != r.p.Target.RootPageID {
 			r.log.Info("parent page found outside root_page_id; using it", zap.String("parent_id", pg.ID))
 		}
@@ -386,13 +387,13 @@ func (r *publishRun) ensureParentOnce(ctx context.Context) error {
 		r.parentID = id
 		return nil
 	}
-	pg, err := r.cf.CreatePage(ctx, confluence.NewPage{
-		SpaceID: r.space.ID, ParentID: r.p.Target.RootPageID, Title: title,
+	pg, err = r.cf.CreatePage(ctx, confluence.NewPage{
+		SpaceID: r.space.ID, ParentID: r.p.Target.RootPageID, Title: use,
 		Body: "<p>Reports published by retropub.</p>",
 	})
 	if errors.Is(err, confluence.ErrTitleExists) {
 		// Created meanwhile, or held under another case: find it again.
-		pg, err = findPageByTitle(ctx, r.cf, r.space.ID, title)
+		pg, err = findPageByTitle(ctx, r.cf, r.space.ID, use)
 	}
 	if err != nil {
 		return err

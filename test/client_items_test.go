@@ -169,3 +169,42 @@ func TestDeletedPageAttachmentOnlyChangeRecreated(t *testing.T) {
 		})
 	}
 }
+
+// Issue 14 item 10: an archived "Retrospectives" page holds its title
+// (a create is refused as taken) and takes no new children, so the
+// look-ups find archived holders too, and the decision is to create
+// beside it: the report goes below a current "Retrospectives (retropub)"
+// at the first attempt, and a second report finds that parent again.
+func TestArchivedParentGetsOneBeside(t *testing.T) {
+	for _, b := range []backend{backends[0], backends[2]} {
+		t.Run(b.name, func(t *testing.T) {
+			e := newEnvFor(t, b)
+			e.startWorker(2)
+			archived := e.fake.AddPage("ENG", "", "Retrospectives", "<p>old reports</p>")
+			if !e.fake.ArchivePage(archived) {
+				t.Fatal("archive the parent")
+			}
+			for i, id := range []string{"arch-1", "arch-2"} {
+				info := e.wait("default", e.enqueue(e.retro(id, 1, 0)).TaskID)
+				if info.State != asynq.TaskStateCompleted || info.Retried != 0 {
+					t.Fatalf("%s ended %s after %d retries: %s", id, info.State, info.Retried, info.LastErr)
+				}
+				if i == 0 {
+					// Forget the cached parent id: the second report finds it by title.
+					if n := e.rdb.Del(context.Background(), e.rdb.Keys(context.Background(), rediskeys.Prefix+"parent:*").Val()...).Val(); n != 1 {
+						t.Fatalf("forgot %d cached parent ids, want 1", n)
+					}
+				}
+			}
+			beside := e.onePage("Retrospectives (retropub)")
+			for _, id := range []string{"arch-1", "arch-2"} {
+				if pg := e.onePage("Retro " + id); pg.ParentID != beside.ID {
+					t.Errorf("%s below %s, want %s\n%s", id, pg.ParentID, beside.ID, e.fake.Tree("ENG"))
+				}
+			}
+			if extra := e.pagesTitled("Retrospectives"); len(extra) != 0 {
+				t.Errorf("the archived parent's title was taken again: %+v", extra)
+			}
+		})
+	}
+}
