@@ -91,6 +91,10 @@ func parkClass(ctx context.Context, err error) (class string, final bool) {
 	if errors.As(err, &re) {
 		return outcomes.ClassNeedsReauth, true
 	}
+	var be *BlockedError
+	if errors.As(err, &be) {
+		return outcomes.ClassBlocked, true
+	}
 	if errors.Is(err, asynq.SkipRetry) {
 		return outcomes.ClassPermanent, true
 	}

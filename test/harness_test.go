@@ -171,6 +171,7 @@ func (e *env) startWorker(concurrency int) *asynq.Server {
 		AttachmentURLHosts: []string{"127.0.0.1"}, AttachmentMaxBytes: e.maxAttachment,
 		Downloads: jobs.NewDownloadClient(30*time.Second, e.httpOpts...),
 		Outcomes:  &outcomes.Recorder{Redis: e.rdb},
+		Ownership: jobs.NewOwnership(e.keyring()),
 	})
 	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{
 		Concurrency:              concurrency,
@@ -280,4 +281,14 @@ func httpGet(t *testing.T, url string) (int, string) {
 	var b bytes.Buffer
 	_, _ = b.ReadFrom(resp.Body)
 	return resp.StatusCode, b.String()
+}
+
+// keyring is the env's CREDSTORE_KEYS, parsed.
+func (e *env) keyring() *credstore.Keyring {
+	e.t.Helper()
+	k, err := credstore.ParseKeys(e.keys)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return k
 }
