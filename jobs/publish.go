@@ -133,7 +133,8 @@ func (h *Publisher) publish(ctx context.Context, taskID string, payload []byte) 
 	if taskID == "" {
 		r.taskID = p.TaskID()
 	}
-	err = h.capDeferrals(ctx, r.taskID, classify(p.IntegrationID, r.run(ctx)))
+	err = h.capDeferrals(ctx, r.taskID, classify(p.IntegrationID, asBlocked(p, r.run(ctx))))
+	h.trackBlocked(ctx, log, p, r.res.Outcome, err)
 	var re *ReauthError
 	if errors.As(err, &re) {
 		h.markReauth(ctx, log, p.IntegrationID, re.Reason)
