@@ -125,19 +125,19 @@ func findScenarios(list string) ([]scenario, error) {
 }
 
 type world struct {
-	o      options
-	sc     scenario
-	rdb    redis.UniversalClient
-	url    string
+	o   options
+	sc  scenario
+	rdb redis.UniversalClient
+	url string
 	// clusterAddrs, when set, are the Redis Cluster's nodes: the workers
 	// get REDIS_CLUSTER_ADDRS.
 	clusterAddrs []string
-	sites  []*confluencetest.Server
-	gw     *httptest.Server
-	keys   string
-	bin    string
-	client *asynq.Client
-	insp   *asynq.Inspector
+	sites        []*confluencetest.Server
+	gw           *httptest.Server
+	keys         string
+	bin          string
+	client       *asynq.Client
+	insp         *asynq.Inspector
 }
 
 func run(o options) error {
