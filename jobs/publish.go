@@ -66,6 +66,10 @@ type Publisher struct {
 	AttachmentURLHosts []string
 	AttachmentMaxBytes int64
 	Downloads          *http.Client
+
+	// Ownership signs the footer of the pages we write and decides which
+	// found pages are ours (ownership.go); nil: legacy footers only.
+	Ownership *Ownership
 }
 
 // lockTTL outlives the task timeout so a running attempt never loses its
@@ -94,18 +98,34 @@ type PublishResult struct {
 	Note      string            `json:"note,omitempty"`
 }
 
-// ProcessTask implements asynq.Handler.
+// ProcessTask implements asynq.Handler: publish, then the result.
 func (h *Publisher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	taskID, _ := asynq.GetTaskID(ctx)
+	res, err := h.publish(ctx, taskID, t.Payload())
+	if err != nil {
+		return err
+	}
+	setOutcome(ctx, res.Outcome)
+	out, _ := json.Marshal(res)
+	if _, err := t.ResultWriter().Write(out); err != nil {
+		h.Log.Warn("write task result", zap.String("task_id", taskID), zap.Error(err))
+	}
+	return nil
+}
+
+// publish runs one attempt at a report:publish payload and says how it
+// ended: the result, or the error asynq acts on (classified, deferrals
+// capped, a needs_reauth integration marked, the outcome recorded).
+func (h *Publisher) publish(ctx context.Context, taskID string, payload []byte) (*PublishResult, error) {
 	attempt, _ := asynq.GetRetryCount(ctx)
-	log := h.Log.With(zap.String("task_id", taskID), zap.String("task_type", t.Type()), zap.Int("attempt", attempt+1))
-	p, err := DecodePublishPayload(t.Payload())
+	log := h.Log.With(zap.String("task_id", taskID), zap.String("task_type", TypePublishReport), zap.Int("attempt", attempt+1))
+	p, err := DecodePublishPayload(payload)
 	if err != nil {
 		log.Warn("invalid payload archived", zap.Error(err))
-		if rerr := h.recordInvalid(ctx, taskID, t.Payload(), err); rerr != nil {
-			return rerr // runs again: no task ends without its event
+		if rerr := h.recordInvalid(ctx, taskID, payload, err); rerr != nil {
+			return nil, rerr // runs again: no task ends without its event
 		}
-		return permanent(fmt.Errorf("invalid payload: %w", err))
+		return nil, permanent(fmt.Errorf("invalid payload: %w", err))
 	}
 	log = log.With(zap.String("integration", p.IntegrationID), zap.String("report_id", p.Report.ID),
 		zap.Int64("revision", p.Report.Revision), zap.String("event_id", p.EventID))
@@ -113,25 +133,21 @@ func (h *Publisher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if taskID == "" {
 		r.taskID = p.TaskID()
 	}
-	err = h.capDeferrals(ctx, r.taskID, classify(p.IntegrationID, r.run(ctx)))
+	err = h.capDeferrals(ctx, r.taskID, classify(p.IntegrationID, asBlocked(p, r.run(ctx))))
+	h.trackBlocked(ctx, log, p, r.res.Outcome, err)
 	var re *ReauthError
 	if errors.As(err, &re) {
 		h.markReauth(ctx, log, p.IntegrationID, re.Reason)
 	}
-	if rerr := h.recordEnd(ctx, r, t.Payload(), err); rerr != nil {
+	if rerr := h.recordEnd(ctx, r, payload, err); rerr != nil {
 		log.Warn("record outcome", zap.Error(rerr))
-		return rerr // runs again: no task ends without its event
+		return nil, rerr // runs again: no task ends without its event
 	}
 	if err != nil {
-		return fmt.Errorf("publish report %s rev %d: %w", p.Report.ID, p.Report.Revision, err)
-	}
-	setOutcome(ctx, r.res.Outcome)
-	out, _ := json.Marshal(r.res)
-	if _, err := t.ResultWriter().Write(out); err != nil {
-		log.Warn("write task result", zap.Error(err))
+		return nil, fmt.Errorf("publish report %s rev %d: %w", p.Report.ID, p.Report.Revision, err)
 	}
 	log.Info("publish done", zap.String("outcome", r.res.Outcome), zap.String("page_id", r.res.PageID), zap.Int64("http_calls", r.res.HTTPCalls))
-	return nil
+	return &r.res, nil
 }
 
 func (h *Publisher) markReauth(ctx context.Context, log *zap.Logger, id, reason string) {
@@ -260,6 +276,9 @@ func (r *publishRun) render(ctx context.Context) error {
 		return err
 	}
 	r.hash = BodyHash(r.title, r.body)
+	// The proof goes in after hashing: the hash stays a function of the
+	// content, so pages written before proofs are not all rewritten.
+	r.body = r.h.Ownership.Seal(r.body, r.p.IntegrationID, r.p.Report.ID)
 	return r.loadFiles(ctx)
 }
 
@@ -570,8 +589,9 @@ func (r *publishRun) disambiguate(n int) string {
 	return titleWithSuffix(r.title, suffix)
 }
 
-// findOwn finds a page by title and accepts it only if its footer carries
-// this report's id: nil, nil when there is no such page or it is not ours.
+// findOwn finds a page by title and accepts it only if it is this
+// report's: under the expected parent, with a footer that proves it
+// (Ownership.Owns). nil, nil when there is no such page or it is not ours.
 func (r *publishRun) findOwn(ctx context.Context, title string) (*confluence.Page, error) {
 	pg, err := r.cf.PageByTitle(ctx, r.space.ID, title, true)
 	if errors.Is(err, confluence.ErrNotFound) {
@@ -580,7 +600,8 @@ func (r *publishRun) findOwn(ctx context.Context, title string) (*confluence.Pag
 	if err != nil {
 		return nil, err
 	}
-	if !OwnsPage(pg.Body.Storage.Value, r.p.Report.ID) {
+	if ok, why := r.h.Ownership.Owns(pg.Body.Storage.Value, pg.ParentID, r.p.IntegrationID, r.p.Report.ID, r.parentID); !ok {
+		r.log.Info("page with the report's title is not ours", zap.String("page_id", pg.ID), zap.String("reason", why))
 		return nil, nil
 	}
 	return pg, nil

@@ -36,7 +36,11 @@ func dashboard(conn asynq.RedisConnOpt, user, password string, readOnly bool) (h
 		ResultFormatter:  asynqmon.ResultFormatterFunc(func(_ string, b []byte) string { return prettyJSON(b) }),
 	})
 	closeBoth := func() error { return errors.Join(lists.Close(), full.Close()) }
-	return basicAuth(splitTaskPage(root, lists, full), user, password), closeBoth
+	// With DASHBOARD_READONLY=false a login cached by the browser would let
+	// any web page POST changes (pause a queue, delete tasks): only
+	// same-origin requests may use anything but GET, HEAD and OPTIONS
+	// (Sec-Fetch-Site, else Origin against Host).
+	return http.NewCrossOriginProtection().Handler(basicAuth(splitTaskPage(root, lists, full), user, password)), closeBoth
 }
 
 // prettyJSON is b redacted (signed URLs lose their query, inline data is
