@@ -34,8 +34,8 @@ echo "== 3. a credential store key"
 export CREDSTORE_KEYS="k1:$(head -c 32 /dev/urandom | base64)"
 
 echo "== 4. the local fake Confluence"
-go build -o "$work/localconfluence" ./test/localconfluence
-"$work/localconfluence" -integration-file "$work/local-dc.json" >"$work/fake.log" 2>&1 &
+go build -o bin/localconfluence ./test/localconfluence
+bin/localconfluence -integration-file "$work/local-dc.json" >"$work/fake.log" 2>&1 &
 fake=$!
 pids+=($fake)
 for _ in $(seq 1 100); do [ -s "$work/local-dc.json" ] && break; sleep 0.1; done
