@@ -114,7 +114,7 @@ func (h *Publisher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	err = h.capDeferrals(ctx, r.taskID, classify(p.IntegrationID, r.run(ctx)))
 	var re *ReauthError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) && !re.Marked {
 		h.markReauth(ctx, log, p.IntegrationID, re.Reason)
 	}
 	if rerr := h.recordEnd(ctx, r, t.Payload(), err); rerr != nil {
@@ -299,7 +299,7 @@ func (r *publishRun) loadIntegration(ctx context.Context) error {
 		return err
 	}
 	if rec.Status.NeedsReauth {
-		return &ReauthError{Integration: rec.ID, Reason: rec.Status.Reason}
+		return &ReauthError{Integration: rec.ID, Reason: rec.Status.Reason, Marked: true}
 	}
 	r.rec = rec
 	cf, err := r.h.Connect(ctx, rec)

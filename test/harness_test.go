@@ -57,8 +57,10 @@ type env struct {
 	dc          *confluencetest.DataCenter
 	// maxAttachment is the in-process worker's ATTACHMENT_MAX_BYTES (0: default).
 	maxAttachment int64
-	procEnv       []string             // more environment for the binaries; later entries win
-	mr            *miniredis.Miniredis // nil on a real Redis
+	procEnv       []string // more environment for the binaries; later entries win
+	// middleware wraps the in-process worker's handlers (fault injection).
+	middleware asynq.MiddlewareFunc
+	mr         *miniredis.Miniredis // nil on a real Redis
 }
 
 type syncBuffer struct {
@@ -172,6 +174,9 @@ func (e *env) startWorker(concurrency int) *asynq.Server {
 		Downloads: jobs.NewDownloadClient(30 * time.Second),
 		Outcomes:  &outcomes.Recorder{Redis: e.rdb},
 	})
+	if e.middleware != nil {
+		mux.Use(e.middleware)
+	}
 	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{
 		Concurrency:              concurrency,
 		Queues:                   map[string]int{"critical": 6, "default": 3, "low": 1},
