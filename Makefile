@@ -2,7 +2,7 @@ GO       ?= go
 BIN      := bin
 PKGS     := ./...
 
-.PHONY: demo test build lint bench clean
+.PHONY: demo test build lint bench bench-go clean
 
 ## demo: the whole pipeline on embedded defaults (Ctrl-C to stop); the demo
 ## tag links the fake Confluence, which the production worker does not carry
@@ -26,11 +26,18 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags demo ./cmd/worker
 
-## bench: Go benchmarks, then the load harness (real worker processes, real Redis at REDIS_URL)
-BENCH_N ?= 5000
+## bench: the load harness (real worker process at the default log level, a private
+## redis-server it starts itself): every gate off, then the defaults with the
+## per-instance caps raised, on 1 and on 100 instances, each against a bare client
+## in the same run. BENCH_REPEAT runs of each; -profile DIR keeps pprof profiles.
+BENCH_N      ?= 2000
+BENCH_REPEAT ?= 2
 bench:
+	$(GO) run ./test/loadharness -n $(BENCH_N) -repeat $(BENCH_REPEAT) -latency 50ms -concurrency 50 -attachments 2
+
+## bench-go: the Go benchmarks (token bucket, breaker isolation, fairness, …)
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
-	$(GO) run ./test/loadharness -n $(BENCH_N) -latency 50ms -concurrency 50
 
 clean:
 	rm -rf $(BIN)

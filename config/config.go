@@ -13,47 +13,103 @@ import (
 )
 
 // Config holds plain values; it knows nothing of the parts that use them.
+// Each field names its environment variable and its default; Load reads
+// them all and refuses a bad value naming the variable.
 type Config struct {
-	RedisURL            string
-	RedisSentinelAddrs  []string
+	// RedisURL is Redis (redis:// or rediss://, with credentials and
+	// database). REDIS_URL, default redis://127.0.0.1:6379/0.
+	RedisURL string
+	// RedisSentinelAddrs are Sentinel host:port seeds; with
+	// RedisSentinelMaster they replace REDIS_URL's host.
+	// REDIS_SENTINEL_ADDRS, default none.
+	RedisSentinelAddrs []string
+	// RedisSentinelMaster is the monitored master's name.
+	// REDIS_SENTINEL_MASTER, default none.
 	RedisSentinelMaster string
 	// RedisClusterAddrs are seed nodes of a Redis Cluster (host:port);
-	// REDIS_URL then carries only the credentials.
+	// REDIS_URL then carries only the credentials. REDIS_CLUSTER_ADDRS,
+	// default none; excludes the Sentinel variables.
 	RedisClusterAddrs []string
 
-	WorkerConcurrency     int
-	WorkerQueues          map[string]int
+	// WorkerConcurrency is how many tasks one worker runs at once.
+	// WORKER_CONCURRENCY, default 20.
+	WorkerConcurrency int
+	// WorkerQueues are asynq's queue weights. WORKER_QUEUES, default
+	// critical=6,default=3,low=1.
+	WorkerQueues map[string]int
+	// WorkerShutdownTimeout is how long running tasks get after SIGTERM.
+	// WORKER_SHUTDOWN_TIMEOUT, default 30s.
 	WorkerShutdownTimeout time.Duration
-	WorkerPollInterval    time.Duration
+	// WorkerPollInterval is asynq's TaskCheckInterval.
+	// WORKER_POLL_INTERVAL, default 100ms.
+	WorkerPollInterval time.Duration
 
-	HTTPAddr          string
+	// HTTPAddr serves /healthz, /readyz, /metrics and /dashboard.
+	// HTTP_ADDR, default :8080.
+	HTTPAddr string
+	// DashboardReadOnly keeps asynqmon from changing tasks.
+	// DASHBOARD_READONLY, default true.
 	DashboardReadOnly bool
+	// DashboardUser and DashboardPassword are the dashboard's Basic auth
+	// login; without both the dashboard is off. DASHBOARD_USER and
+	// DASHBOARD_PASSWORD, default none.
 	DashboardUser     string
 	DashboardPassword string
 
-	LogLevel  string
+	// LogLevel is debug, info, warn or error. LOG_LEVEL, default info.
+	LogLevel string
+	// LogFormat is json or console. LOG_FORMAT, default json.
 	LogFormat string
 
-	// CredstoreKeys is the raw `kid:base64key,…` list; credstore parses it.
+	// CredstoreKeys is the raw `kid:base64key,…` list; credstore parses
+	// it and the first key seals. CREDSTORE_KEYS, default none.
 	CredstoreKeys string
 
+	// AtlassianClientID and AtlassianClientSecret are the OAuth app's
+	// credentials. ATLASSIAN_CLIENT_ID and ATLASSIAN_CLIENT_SECRET,
+	// default none.
 	AtlassianClientID     string
 	AtlassianClientSecret string
-	AtlassianAuthURL      string
-	AtlassianAPIURL       string
-	AtlassianPointsPerHr  int
+	// AtlassianAuthURL is the OAuth host (/authorize, /oauth/token).
+	// ATLASSIAN_AUTH_URL, default https://auth.atlassian.com.
+	AtlassianAuthURL string
+	// AtlassianAPIURL is the API gateway host. ATLASSIAN_API_URL, default
+	// https://api.atlassian.com.
+	AtlassianAPIURL string
+	// AtlassianPointsPerHour is the app's hourly Cloud points quota, spent
+	// fleet-wide (0: no budget). ATLASSIAN_POINTS_PER_HOUR, default 65000.
+	AtlassianPointsPerHour int
 
-	EgressProxyURL       string
+	// EgressProxyURL sends Confluence traffic through a proxy (http,
+	// https, socks5). EGRESS_PROXY_URL, default none.
+	EgressProxyURL string
+	// ConfluenceAllowCIDRs are internal address ranges Confluence may be
+	// reached at (a bare IP is a /32 or /128). CONFLUENCE_ALLOW_CIDRS,
+	// default none.
 	ConfluenceAllowCIDRs []*net.IPNet
-	ConfluenceTimeout    time.Duration
-	ConfluenceRate       int
-	ConfluenceBurst      int
-	ConfluenceMaxInflght int
+	// ConfluenceTimeout bounds one request. CONFLUENCE_TIMEOUT, default 30s.
+	ConfluenceTimeout time.Duration
+	// ConfluenceRate and ConfluenceBurst are the per-instance fleet-wide
+	// request rate (per second) and burst; 0 switches the rate off.
+	// CONFLUENCE_RATE and CONFLUENCE_BURST, defaults 20 and 40.
+	ConfluenceRate  int
+	ConfluenceBurst int
+	// ConfluenceMaxInflight caps one instance's concurrent requests,
+	// fleet-wide (0: no cap). CONFLUENCE_MAX_INFLIGHT, default 10.
+	ConfluenceMaxInflight int
+	// IntegrationMaxActive caps one integration's running tasks,
+	// fleet-wide (0: no cap). INTEGRATION_MAX_ACTIVE, default 5.
 	IntegrationMaxActive int
-	BreakerFailures      int
-	BreakerOpen          time.Duration
+	// BreakerFailures consecutive failures open an instance's breaker for
+	// BreakerOpen. BREAKER_FAILURES and BREAKER_OPEN, defaults 5 and 30s.
+	BreakerFailures int
+	BreakerOpen     time.Duration
 
+	// AttachmentMaxBytes caps one attachment. ATTACHMENT_MAX_BYTES,
+	// default 100 MiB.
 	AttachmentMaxBytes int64
+	// AttachmentURLHosts are the hosts url attachments may come from
+	// (exact names or *.suffix). ATTACHMENT_URL_HOSTS, default none.
 	AttachmentURLHosts []string
 
 	Outcomes // DESIGN §10: outcome stream, webhooks, HTTP API (outcomes.go)
@@ -176,35 +232,35 @@ func (l *loader) list(name string) []string {
 func Load(getenv func(string) string) (*Config, error) {
 	l := &loader{getenv: getenv}
 	c := &Config{
-		RedisURL:              l.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
-		RedisSentinelAddrs:    l.list("REDIS_SENTINEL_ADDRS"),
-		RedisSentinelMaster:   l.str("REDIS_SENTINEL_MASTER", ""),
-		RedisClusterAddrs:     l.list("REDIS_CLUSTER_ADDRS"),
-		WorkerConcurrency:     l.int("WORKER_CONCURRENCY", 20, 1),
-		WorkerShutdownTimeout: l.duration("WORKER_SHUTDOWN_TIMEOUT", 30*time.Second, time.Second),
-		WorkerPollInterval:    l.duration("WORKER_POLL_INTERVAL", 100*time.Millisecond, 10*time.Millisecond),
-		HTTPAddr:              l.str("HTTP_ADDR", ":8080"),
-		DashboardReadOnly:     l.bool("DASHBOARD_READONLY", true),
-		DashboardUser:         l.str("DASHBOARD_USER", ""),
-		DashboardPassword:     l.str("DASHBOARD_PASSWORD", ""),
-		LogLevel:              l.str("LOG_LEVEL", "info"),
-		LogFormat:             l.str("LOG_FORMAT", "json"),
-		CredstoreKeys:         l.str("CREDSTORE_KEYS", ""),
-		AtlassianClientID:     l.str("ATLASSIAN_CLIENT_ID", ""),
-		AtlassianClientSecret: l.str("ATLASSIAN_CLIENT_SECRET", ""),
-		AtlassianAuthURL:      l.httpURL("ATLASSIAN_AUTH_URL", "https://auth.atlassian.com", "https", "http"),
-		AtlassianAPIURL:       l.httpURL("ATLASSIAN_API_URL", "https://api.atlassian.com", "https", "http"),
-		AtlassianPointsPerHr:  l.int("ATLASSIAN_POINTS_PER_HOUR", 65000, 0),
-		EgressProxyURL:        l.httpURL("EGRESS_PROXY_URL", "", "http", "https", "socks5"),
-		ConfluenceTimeout:     l.duration("CONFLUENCE_TIMEOUT", 30*time.Second, 100*time.Millisecond),
-		ConfluenceRate:        l.int("CONFLUENCE_RATE", 20, 0),
-		ConfluenceBurst:       l.int("CONFLUENCE_BURST", 40, 0),
-		ConfluenceMaxInflght:  l.int("CONFLUENCE_MAX_INFLIGHT", 10, 0),
-		IntegrationMaxActive:  l.int("INTEGRATION_MAX_ACTIVE", 5, 0),
-		BreakerFailures:       l.int("BREAKER_FAILURES", 5, 1),
-		BreakerOpen:           l.duration("BREAKER_OPEN", 30*time.Second, time.Second),
-		AttachmentMaxBytes:    int64(l.int("ATTACHMENT_MAX_BYTES", 100<<20, 1)),
-		AttachmentURLHosts:    l.list("ATTACHMENT_URL_HOSTS"),
+		RedisURL:               l.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		RedisSentinelAddrs:     l.list("REDIS_SENTINEL_ADDRS"),
+		RedisSentinelMaster:    l.str("REDIS_SENTINEL_MASTER", ""),
+		RedisClusterAddrs:      l.list("REDIS_CLUSTER_ADDRS"),
+		WorkerConcurrency:      l.int("WORKER_CONCURRENCY", 20, 1),
+		WorkerShutdownTimeout:  l.duration("WORKER_SHUTDOWN_TIMEOUT", 30*time.Second, time.Second),
+		WorkerPollInterval:     l.duration("WORKER_POLL_INTERVAL", 100*time.Millisecond, 10*time.Millisecond),
+		HTTPAddr:               l.str("HTTP_ADDR", ":8080"),
+		DashboardReadOnly:      l.bool("DASHBOARD_READONLY", true),
+		DashboardUser:          l.str("DASHBOARD_USER", ""),
+		DashboardPassword:      l.str("DASHBOARD_PASSWORD", ""),
+		LogLevel:               l.str("LOG_LEVEL", "info"),
+		LogFormat:              l.str("LOG_FORMAT", "json"),
+		CredstoreKeys:          l.str("CREDSTORE_KEYS", ""),
+		AtlassianClientID:      l.str("ATLASSIAN_CLIENT_ID", ""),
+		AtlassianClientSecret:  l.str("ATLASSIAN_CLIENT_SECRET", ""),
+		AtlassianAuthURL:       l.httpURL("ATLASSIAN_AUTH_URL", "https://auth.atlassian.com", "https", "http"),
+		AtlassianAPIURL:        l.httpURL("ATLASSIAN_API_URL", "https://api.atlassian.com", "https", "http"),
+		AtlassianPointsPerHour: l.int("ATLASSIAN_POINTS_PER_HOUR", 65000, 0),
+		EgressProxyURL:         l.httpURL("EGRESS_PROXY_URL", "", "http", "https", "socks5"),
+		ConfluenceTimeout:      l.duration("CONFLUENCE_TIMEOUT", 30*time.Second, 100*time.Millisecond),
+		ConfluenceRate:         l.int("CONFLUENCE_RATE", 20, 0),
+		ConfluenceBurst:        l.int("CONFLUENCE_BURST", 40, 0),
+		ConfluenceMaxInflight:  l.int("CONFLUENCE_MAX_INFLIGHT", 10, 0),
+		IntegrationMaxActive:   l.int("INTEGRATION_MAX_ACTIVE", 5, 0),
+		BreakerFailures:        l.int("BREAKER_FAILURES", 5, 1),
+		BreakerOpen:            l.duration("BREAKER_OPEN", 30*time.Second, time.Second),
+		AttachmentMaxBytes:     int64(l.int("ATTACHMENT_MAX_BYTES", 100<<20, 1)),
+		AttachmentURLHosts:     l.list("ATTACHMENT_URL_HOSTS"),
 	}
 	c.WorkerQueues = l.queues("WORKER_QUEUES", "critical=6,default=3,low=1")
 	c.ConfluenceAllowCIDRs = l.cidrs("CONFLUENCE_ALLOW_CIDRS")

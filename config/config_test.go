@@ -14,8 +14,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.WorkerConcurrency != 20 || c.WorkerShutdownTimeout != 30*time.Second || c.WorkerPollInterval != 100*time.Millisecond ||
-		c.WorkerQueues["critical"] != 6 || c.ConfluenceMaxInflght != 10 || c.AttachmentMaxBytes != 100<<20 ||
-		c.AtlassianAPIURL != "https://api.atlassian.com" || c.AtlassianPointsPerHr != 65000 || !c.DashboardReadOnly {
+		c.WorkerQueues["critical"] != 6 || c.ConfluenceMaxInflight != 10 || c.AttachmentMaxBytes != 100<<20 ||
+		c.AtlassianAPIURL != "https://api.atlassian.com" || c.AtlassianPointsPerHour != 65000 || !c.DashboardReadOnly {
 		t.Fatalf("defaults: %+v", c)
 	}
 }

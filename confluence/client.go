@@ -77,6 +77,7 @@ type conn struct {
 	base     *url.URL // …/ex/confluence/{cloudId}, or the Data Center base URL; no trailing slash
 	instance string   // "cloud:<cloudId>" or "server:<host><context path>"
 	v1       string   // where REST v1 lives below base: /wiki/rest/api on Cloud, /rest/api on Data Center
+	site     string   // where people read pages when an answer names no _links.base: the Cloud site's /wiki (WithSiteURL), the Data Center base URL
 	caPEM    string   // extra CA bundle (WithCA)
 	http     *http.Client
 	auth     Authorizer
@@ -89,6 +90,9 @@ type conn struct {
 	calls    atomic.Int64
 	// maxAnswer bounds a decoded answer (WithMaxAnswerBytes).
 	maxAnswer int64
+	// trusted requests skip the egress address checks (trust.go): set
+	// by NewCloud only.
+	trusted bool
 }
 
 // Option configures a Client.
@@ -110,6 +114,18 @@ func WithObserver(o Observer) Option { return func(c *Client) { c.observe = o } 
 // ca_pem), on a transport derived from the shared one; "" changes nothing.
 func WithCA(caPEM string) Option { return func(c *Client) { c.caPEM = caPEM } }
 
+// WithSiteURL names a Cloud site's address for people (the integration's
+// site_url, e.g. https://acme.atlassian.net): page links are made absolute
+// with it when an answer names no _links.base. Data Center clients use
+// their base URL, context path included, and ignore it.
+func WithSiteURL(siteURL string) Option {
+	return func(c *Client) {
+		if siteURL != "" {
+			c.site = strings.TrimSuffix(strings.TrimRight(siteURL, "/"), "/wiki") + "/wiki"
+		}
+	}
+}
+
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.agent = ua } }
 
@@ -126,6 +142,7 @@ func NewCloud(apiURL, cloudID string, opts ...Option) (*Client, error) {
 	c := &Client{}
 	c.base, c.instance, c.v1, c.allowed, c.redirect = base, "cloud:"+cloudID, "/wiki/rest/api", cloudRoutes, cloudRedirect
 	c.api = &cloud{conn: &c.conn}
+	c.trusted = true // the gateway is the operator's configuration (trust.go)
 	if err := c.apply(opts); err != nil {
 		return nil, err
 	}
@@ -229,7 +246,11 @@ func (c *conn) send(ctx context.Context, r request, route string) (*http.Respons
 	if r.body != nil {
 		body = r.body()
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	sendCtx := ctx
+	if c.trusted {
+		sendCtx = markTrusted(ctx)
+	}
+	req, err := http.NewRequestWithContext(sendCtx, r.method, u.String(), body)
 	if err != nil {
 		return nil, fmt.Errorf("confluence: build %s %s: %w", r.method, r.path, err)
 	}
@@ -311,6 +332,7 @@ func checkResponse(r request, resp *http.Response, now time.Time) error {
 		FailureCategory: resp.Header.Get("X-Failure-Category"),
 	}
 	e.Code, e.Message = errorMessage(body)
+	e.Exists = existing(e.StatusCode, e.Message)
 	if resp.StatusCode == http.StatusTooManyRequests ||
 		(resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "") {
 		d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), now)

@@ -26,8 +26,13 @@ func (c *cloud) spaceByKey(ctx context.Context, key string) (*Space, error) {
 		return nil, err
 	}
 	for i := range out.Results {
-		if strings.EqualFold(out.Results[i].Key, key) {
-			return &out.Results[i], nil
+		// After a rename Cloud answers with the system key in key and the
+		// key people use in currentActiveAlias.
+		if sp := &out.Results[i]; sp.answersTo(key) {
+			if err := checkAnswerID("GET", v2Spaces, "space", sp.ID); err != nil {
+				return nil, err
+			}
+			return sp, nil
 		}
 	}
 	return nil, &NotFoundError{Method: "GET", Path: v2Spaces, What: "space " + strconv.Quote(key)}
@@ -61,14 +66,21 @@ func (c *cloud) listSpaces(ctx context.Context, max int) (spaces []Space, more b
 	}
 }
 
+// titleHolders are the statuses whose pages hold a title: an archived page
+// keeps its title, so a look-up that asks only for current pages misses
+// the page a create is then refused for (confluence-api.md §1.10). The
+// look-ups find archived holders too, and the caller uses what they find
+// (Page.Status says "archived").
+var titleHolders = []string{"current", "archived"}
+
 func (c *cloud) pageByTitle(ctx context.Context, spaceID, title string, withBody bool) (*Page, error) {
-	q := url.Values{"space-id": {spaceID}, "title": {title}, "status": {"current"}, "limit": {"5"}}
+	q := url.Values{"space-id": {spaceID}, "title": {title}, "status": titleHolders, "limit": {"5"}}
 	want := strings.TrimSpace(title)
 	return c.findPage(ctx, q, withBody, false, func(p *Page) bool { return strings.TrimSpace(p.Title) == want })
 }
 
 func (c *cloud) pageByTitleFold(ctx context.Context, spaceID, title string) (*Page, error) {
-	q := url.Values{"space-id": {spaceID}, "status": {"current"}, "limit": {"250"}}
+	q := url.Values{"space-id": {spaceID}, "status": titleHolders, "limit": {"250"}}
 	want := strings.TrimSpace(title)
 	return c.findPage(ctx, q, false, true, func(p *Page) bool { return strings.EqualFold(strings.TrimSpace(p.Title), want) })
 }
@@ -96,8 +108,7 @@ func (c *cloud) findPage(ctx context.Context, q url.Values, withBody, paginate b
 		}
 		for i := range out.Results {
 			if match(&out.Results[i]) {
-				out.Results[i].Links.Base = out.Links.Base
-				return &out.Results[i], nil
+				return c.answered(&out.Results[i], out.Links.Base, "GET", v2Pages)
 			}
 		}
 		cursor := nextCursor(out.Links.Next)
@@ -139,7 +150,7 @@ func (c *cloud) createPage(ctx context.Context, p NewPage) (*Page, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return c.answered(&out, "", "POST", v2Pages)
 }
 
 func (c *cloud) updatePage(ctx context.Context, u PageUpdate) (*Page, error) {
@@ -161,7 +172,7 @@ func (c *cloud) updatePage(ctx context.Context, u PageUpdate) (*Page, error) {
 	if err := c.do(ctx, request{method: "PUT", path: path, body: rd, contentType: "application/json"}, &out); err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return c.answered(&out, "", "PUT", v2Pages+"/{id}")
 }
 
 func (c *cloud) deletePage(ctx context.Context, id string) error {

@@ -35,6 +35,7 @@ func NewServer(baseURL string, opts ...Option) (*Client, error) {
 	if err := c.apply(opts); err != nil {
 		return nil, err
 	}
+	c.site = base.String() // v1 links are relative to the base URL, context path included
 	return c, nil
 }
 
@@ -91,16 +92,12 @@ type v1Page struct {
 	} `json:"ancestors"`
 }
 
-// page converts to the flavour-neutral Page; base is the list's
-// _links.base when the item has none.
-func (v *v1Page) page(base string) *Page {
+// page converts to the flavour-neutral Page.
+func (v *v1Page) page() *Page {
 	p := v.Page
 	p.SpaceID = v.Space.Key
 	if n := len(v.Ancestors); n > 0 {
 		p.ParentID = v.Ancestors[n-1].ID
-	}
-	if p.Links.Base == "" {
-		p.Links.Base = base
 	}
 	return &p
 }
@@ -177,7 +174,7 @@ func (c *dataCenter) homepage(ctx context.Context, key string) (string, error) {
 }
 
 func (c *dataCenter) pageByTitle(ctx context.Context, spaceKey, title string, withBody bool) (*Page, error) {
-	q := url.Values{"type": {"page"}, "spaceKey": {spaceKey}, "title": {title}, "status": {"current"},
+	q := url.Values{"type": {"page"}, "spaceKey": {spaceKey}, "title": {title}, "status": {strings.Join(titleHolders, ",")},
 		"expand": {expand(withBody)}, "limit": {"5"}}
 	var out v1List
 	if err := c.do(ctx, request{method: "GET", path: v1Content, query: q}, &out); err != nil {
@@ -185,14 +182,14 @@ func (c *dataCenter) pageByTitle(ctx context.Context, spaceKey, title string, wi
 	}
 	for i := range out.Results {
 		if strings.TrimSpace(out.Results[i].Title) == strings.TrimSpace(title) {
-			return out.Results[i].page(out.Links.Base), nil
+			return c.answered(out.Results[i].page(), out.Links.Base, "GET", v1Content)
 		}
 	}
 	return nil, notFound(v1Content, "page")
 }
 
 func (c *dataCenter) pageByTitleFold(ctx context.Context, spaceKey, title string) (*Page, error) {
-	q := url.Values{"type": {"page"}, "spaceKey": {spaceKey}, "status": {"current"},
+	q := url.Values{"type": {"page"}, "spaceKey": {spaceKey}, "status": {strings.Join(titleHolders, ",")},
 		"expand": {v1Expand}, "limit": {strconv.Itoa(v1PageSize)}}
 	want := strings.TrimSpace(title)
 	for start := 0; ; {
@@ -202,7 +199,7 @@ func (c *dataCenter) pageByTitleFold(ctx context.Context, spaceKey, title string
 		}
 		for i := range out.Results {
 			if strings.EqualFold(strings.TrimSpace(out.Results[i].Title), want) {
-				return out.Results[i].page(out.Links.Base), nil
+				return c.answered(out.Results[i].page(), out.Links.Base, "GET", v1Content)
 			}
 		}
 		next, ok := nextStart(out.Links.Next)
@@ -238,7 +235,7 @@ func (c *dataCenter) pageByID(ctx context.Context, id string, withBody bool) (*P
 	}
 	for i := range out.Results {
 		if out.Results[i].ID == id && out.Results[i].Status == "current" {
-			return out.Results[i].page(out.Links.Base), nil
+			return c.answered(out.Results[i].page(), out.Links.Base, "GET", v1Search)
 		}
 	}
 	return nil, notFound(v1Search, "page "+id)
@@ -309,7 +306,10 @@ func (c *dataCenter) writePage(ctx context.Context, method, path string, body an
 	if err := c.do(ctx, request{method: method, path: path, body: rd, contentType: "application/json"}, &out); err != nil {
 		return nil, err
 	}
-	pg := out.page("")
+	pg, err := c.answered(out.page(), "", method, path)
+	if err != nil {
+		return nil, err
+	}
 	if pg.ParentID == "" {
 		pg.ParentID = parent
 	}

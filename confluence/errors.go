@@ -24,6 +24,11 @@ var (
 	ErrServer          = errors.New("confluence: server error")
 	ErrTransport       = errors.New("confluence: transport error")
 	ErrNotAllowed      = errors.New("confluence: call not in the allowlist")
+	// ErrRejected is a 4xx answer that the same request will meet again
+	// (405, 415, 422, …): every 4xx but 408, 409 and 429, which a repeat can
+	// pass, and 401 and 404, which the error table (DESIGN §6) handles on
+	// their own (re-authorisation; a page recreated, a space missing).
+	ErrRejected = errors.New("confluence: request rejected")
 )
 
 // Error is a non-2xx answer from Confluence. Its Is method maps the status
@@ -34,6 +39,10 @@ type Error struct {
 	Path       string // path of the request, no query (queries may carry titles)
 	Code       string // v2 errors[].code, when present
 	Message    string // Confluence's own human message
+	// Exists says what a 400/409 refused because it already exists.
+	// Confluence tells it only in its message; checkResponse reads that
+	// once, so nothing after it looks at message text.
+	Exists Existing
 	// Header keeps the few response headers that change what a caller does.
 	LoginReason     string // X-Seraph-LoginReason (Data Center CAPTCHA lock)
 	FailureCategory string // X-Failure-Category (scope mismatch on Cloud)
@@ -55,11 +64,9 @@ func (e *Error) Is(target error) bool {
 	case ErrVersionConflict:
 		return e.StatusCode == http.StatusConflict
 	case ErrTitleExists:
-		return (e.StatusCode == http.StatusBadRequest || e.StatusCode == http.StatusConflict) &&
-			strings.Contains(strings.ToLower(e.Message), "title already exists")
+		return e.Exists == TitleExists
 	case ErrFileExists:
-		return e.StatusCode == http.StatusBadRequest &&
-			strings.Contains(strings.ToLower(e.Message), "same file name")
+		return e.Exists == FileExists
 	case ErrBadRequest:
 		return e.StatusCode == http.StatusBadRequest
 	case ErrUnauthorized:
@@ -72,8 +79,36 @@ func (e *Error) Is(target error) bool {
 		return e.StatusCode == http.StatusGone
 	case ErrServer:
 		return e.StatusCode >= 500
+	case ErrRejected:
+		switch e.StatusCode {
+		case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests, http.StatusUnauthorized, http.StatusNotFound:
+			return false
+		}
+		return e.StatusCode >= 400 && e.StatusCode < 500
 	}
 	return false
+}
+
+// Existing is what a write was refused for because it already exists.
+type Existing int
+
+const (
+	NothingExists Existing = iota
+	TitleExists            // a page with this title is in the space (400, or 409 on Data Center)
+	FileExists             // an attachment with this file name is on the page (400)
+)
+
+// existing reads Confluence's "already exists" refusals, which carry no
+// code of their own: only the message says which it was.
+func existing(status int, message string) Existing {
+	msg := strings.ToLower(message)
+	switch {
+	case (status == http.StatusBadRequest || status == http.StatusConflict) && strings.Contains(msg, "title already exists"):
+		return TitleExists
+	case status == http.StatusBadRequest && strings.Contains(msg, "same file name"):
+		return FileExists
+	}
+	return NothingExists
 }
 
 // ScopeMismatch reports Cloud's "Unauthorized; scope does not match" 401.
@@ -226,7 +261,11 @@ func checkPageID(id string) error {
 // checkAnswerID refuses an id Confluence answered that the API does not
 // document, naming the call that answered it.
 func checkAnswerID(method, path, kind, id string) error {
-	if !validID(id) {
+	digits := id
+	if kind == "attachment" {
+		digits = strings.TrimPrefix(id, "att")
+	}
+	if !validID(digits) {
 		return &InvalidIDError{Kind: kind, Value: id, Answer: method + " " + path}
 	}
 	return nil

@@ -1,5 +1,7 @@
 package confluence
 
+import "strings"
+
 // Space is a Confluence space. On Cloud, v2 addresses it by numeric id; on
 // Data Center, v1 by key, so there ID holds the key.
 type Space struct {
@@ -7,6 +9,15 @@ type Space struct {
 	Key        string `json:"key"`
 	Name       string `json:"name"`
 	HomepageID string `json:"homepageId"`
+	// CurrentActiveAlias is the key people see after a Cloud admin renamed
+	// the space's key (Key stays the system key); "" when never renamed.
+	CurrentActiveAlias string `json:"currentActiveAlias,omitempty"`
+}
+
+// answersTo reports whether the space is the one key names: its key, or
+// the alias it was renamed to (keys compare case-insensitively).
+func (s *Space) answersTo(key string) bool {
+	return strings.EqualFold(s.Key, key) || (s.CurrentActiveAlias != "" && strings.EqualFold(s.CurrentActiveAlias, key))
 }
 
 // Page is a page as v2 returns it; the Data Center flavour fills the same
@@ -31,12 +42,38 @@ type Page struct {
 	} `json:"_links"`
 }
 
-// URL is the page's address for people, when Confluence said it.
+// URL is the page's address for people. Pages the client returns carry an
+// absolute base (the answer's _links.base, else the site or base URL the
+// client was built with), so this is absolute whenever Confluence named
+// the page's webui link.
 func (p *Page) URL() string {
-	if p.Links.Base == "" {
-		return p.Links.WebUI
+	return absoluteURL(p.Links.Base, p.Links.WebUI)
+}
+
+// absoluteURL joins a base (…/wiki on Cloud, the base URL with its context
+// path on Data Center) and a webui link; a link that is already absolute
+// is kept.
+func absoluteURL(base, webui string) string {
+	if webui == "" || strings.HasPrefix(webui, "https://") || strings.HasPrefix(webui, "http://") {
+		return webui
 	}
-	return p.Links.Base + p.Links.WebUI
+	return strings.TrimRight(base, "/") + webui
+}
+
+// answered is the one way a page from an answer leaves the client: its id
+// checked (an *InvalidIDError naming the call that answered it, so a
+// malformed id never reaches the mapping) and its base made absolute.
+func (c *conn) answered(p *Page, listBase, method, path string) (*Page, error) {
+	if err := checkAnswerID(method, path, "page", p.ID); err != nil {
+		return nil, err
+	}
+	for _, b := range []string{p.Links.Base, listBase, c.site} {
+		if b != "" {
+			p.Links.Base = b
+			break
+		}
+	}
+	return p, nil
 }
 
 type pageList struct {

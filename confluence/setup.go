@@ -1,6 +1,7 @@
 package confluence
 
 import (
+	"cmp"
 	"context"
 	"net/url"
 	"strconv"
@@ -68,7 +69,7 @@ func (c *Client) SearchPages(ctx context.Context, spaceKey, query string, limit 
 	for _, r := range out.Results {
 		h := PageHit{ID: r.ID, Title: r.Title}
 		if r.Links.WebUI != "" {
-			h.URL = out.Links.Base + r.Links.WebUI
+			h.URL = absoluteURL(cmp.Or(out.Links.Base, c.site), r.Links.WebUI)
 		}
 		hits = append(hits, h)
 	}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -43,28 +42,10 @@ func AllowCIDRs(nets ...*net.IPNet) HTTPOption {
 	return func(e *egress) { e.allow = append(e.allow, nets...) }
 }
 
-// TrustOrigins exempts the operator's own endpoints (ATLASSIAN_API_URL,
-// ATLASSIAN_AUTH_URL: scheme://host[:port]) from the address checks: they
-// come from configuration, not from a customer, so they may be internal
-// (a test gateway, a regional relay). Customer base URLs never are.
-func TrustOrigins(origins ...string) HTTPOption {
-	return func(e *egress) {
-		for _, o := range origins {
-			if u, err := url.Parse(o); err == nil && u.Host != "" {
-				e.trusted = append(e.trusted, originKey(u))
-			}
-		}
-	}
-}
-
-// originKey is scheme://host:port with the default port made explicit.
-func originKey(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-	}
-	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
-}
+// HeaderTimeout bounds the wait for an answer's headers (0: none beyond
+// the client's timeout). Attachment downloads use it: their whole-body
+// timeout is long.
+func HeaderTimeout(d time.Duration) HTTPOption { return func(e *egress) { e.headerTimeout = d } }
 
 // ViaProxy sends every request through the proxy at u (EGRESS_PROXY_URL:
 // http, https or socks5); nil sends directly.
@@ -84,6 +65,7 @@ func NewHTTPClient(timeout time.Duration, idlePerHost int, opts ...HTTPOption) *
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 0
 	tr.MaxIdleConnsPerHost = max(idlePerHost, 2)
+	tr.ResponseHeaderTimeout = pol.headerTimeout
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	tr.Proxy = nil
 	if pol.proxy != nil {
@@ -101,27 +83,18 @@ func origin(u *url.URL) string { return u.Scheme + "://" + u.Host }
 // egress is the policy: which networks are allowed, and the proxy.
 type egress struct {
 	allow    []*net.IPNet
-	trusted  []string // origins exempt from the checks (TrustOrigins)
 	proxy    *url.URL
 	resolver *net.Resolver
+	// headerTimeout is the transport's ResponseHeaderTimeout (HeaderTimeout).
+	headerTimeout time.Duration
 }
 
 // plainHTTPKey marks a dial made for a plain-http request; trustedKey one
-// made for a trusted origin.
+// made on a trusted code path (trust.go).
 type (
 	plainHTTPKey struct{}
 	trustedKey   struct{}
 )
-
-func (e *egress) trusts(u *url.URL) bool {
-	k := originKey(u)
-	for _, t := range e.trusted {
-		if t == k {
-			return true
-		}
-	}
-	return false
-}
 
 // control runs after DNS, before connect: address is the IP about to be dialed.
 func (e *egress) control(ctx context.Context, _, address string, _ syscall.RawConn) error {
@@ -129,7 +102,7 @@ func (e *egress) control(ctx context.Context, _, address string, _ syscall.RawCo
 	if err != nil {
 		return &EgressError{Kind: "unparsable"}
 	}
-	if trusted, _ := ctx.Value(trustedKey{}).(bool); trusted {
+	if isTrusted(ctx) {
 		return nil
 	}
 	plain, _ := ctx.Value(plainHTTPKey{}).(bool)
@@ -138,7 +111,7 @@ func (e *egress) control(ctx context.Context, _, address string, _ syscall.RawCo
 
 // proxyFor checks the target of a request and names the proxy for it.
 func (e *egress) proxyFor(req *http.Request) (*url.URL, error) {
-	if e.trusts(req.URL) {
+	if isTrusted(req.Context()) {
 		return e.proxy, nil
 	}
 	host := req.URL.Hostname()
@@ -230,8 +203,8 @@ type egressTransport struct {
 
 func (t *egressTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch {
-	case t.policy.trusts(req.URL):
-		req = req.WithContext(context.WithValue(req.Context(), trustedKey{}, true))
+	case isTrusted(req.Context()):
+		// Marked by a trusted code path (trust.go); the dialer sees it.
 	case req.URL.Scheme == "http":
 		req = req.WithContext(context.WithValue(req.Context(), plainHTTPKey{}, true))
 	}

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -182,22 +183,43 @@ func BenchmarkEgressCheck(b *testing.B) {
 	}
 }
 
-// The operator's own endpoints pass the address checks; any other origin
-// on the same internal address does not.
-func TestTrustedOriginsOnly(t *testing.T) {
-	trusted := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	defer trusted.Close()
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	defer other.Close()
-	hc := NewHTTPClient(5*time.Second, 2, TrustOrigins(trusted.URL+"/"))
-	resp, err := hc.Get(trusted.URL + "/oauth/token/accessible-resources")
+// Trust comes from the code path (issue 13 item 9): the Cloud client and
+// TrustedClient reach a loopback gateway without CONFLUENCE_ALLOW_CIDRS; a
+// Server client and the plain client on the same origin do not.
+func TestTrustFromCodePathOnly(t *testing.T) {
+	var hits atomic.Int64
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		fmt.Fprint(w, `{"results":[]}`)
+	}))
+	defer gw.Close()
+	hc := NewHTTPClient(5*time.Second, 2)
+	auth := WithAuthorizer(BearerToken("t"))
+	cloud, err := NewCloud(gw.URL, "c1", auth, WithHTTPClient(hc))
 	if err != nil {
-		t.Fatalf("trusted origin refused: %v", err)
+		t.Fatal(err)
+	}
+	if _, err := cloud.PageByTitle(context.Background(), "1", "x", false); err != nil && !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Cloud client to the configured gateway: %v", err)
+	}
+	resp, err := TrustedClient(hc).Get(gw.URL + "/oauth/token/accessible-resources")
+	if err != nil {
+		t.Fatalf("trusted client: %v", err)
 	}
 	resp.Body.Close()
-	_, err = hc.Get(other.URL)
+	before := hits.Load()
+	server, err := NewServer(gw.URL, auth, WithHTTPClient(hc))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var ee *EgressError
-	if !errors.As(err, &ee) {
-		t.Fatalf("untrusted loopback origin: %v, want EgressError", err)
+	if _, err := server.SpaceByKey(context.Background(), "ENG"); !errors.As(err, &ee) {
+		t.Fatalf("Server client on the gateway's origin: %v, want EgressError", err)
+	}
+	if _, err := hc.Get(gw.URL); !errors.As(err, &ee) {
+		t.Fatalf("untrusted client: %v, want EgressError", err)
+	}
+	if hits.Load() != before {
+		t.Fatalf("%d untrusted requests reached loopback", hits.Load()-before)
 	}
 }

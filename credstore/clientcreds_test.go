@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"retropub/credstore"
 	"retropub/confluence/confluencetest"
+	"retropub/credstore"
 )
 
 func (b *oauthBundle) putServiceAccount(t *testing.T, id, clientID, secret string) *credstore.Record {
@@ -81,7 +81,7 @@ func TestClientCredentialsRenewAndRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1700 * time.Millisecond) // inside the last fifth of its life
+	time.Sleep(1850 * time.Millisecond) // inside the last tenth of its life
 	t2, err := src.Token(ctx)
 	if err != nil || t2 == t1 {
 		t.Fatalf("token not renewed ahead of expiry: %v", err)

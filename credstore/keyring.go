@@ -3,7 +3,9 @@ package credstore
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -17,6 +19,13 @@ import (
 type Keyring struct {
 	primary string
 	aeads   map[string]cipher.AEAD
+	// raw keys in CREDSTORE_KEYS order, for DerivedKeys only.
+	raw []namedKey
+}
+
+type namedKey struct {
+	kid string
+	key []byte
 }
 
 var kidPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -51,6 +60,7 @@ func ParseKeys(raw string) (*Keyring, error) {
 			return nil, fmt.Errorf("CREDSTORE_KEYS: key %q: %v", kid, err)
 		}
 		k.aeads[kid] = aead
+		k.raw = append(k.raw, namedKey{kid, key})
 		if k.primary == "" {
 			k.primary = kid
 		}
@@ -86,11 +96,36 @@ func GenerateKey() (kid, encoded string) {
 // PrimaryID is the id of the key that seals new records.
 func (k *Keyring) PrimaryID() string { return k.primary }
 
+// DerivedKey is a key derived from one CREDSTORE_KEYS key for one purpose.
+type DerivedKey struct {
+	KID string // the CREDSTORE_KEYS key it comes from
+	Key []byte
+}
+
+// DerivedKeys derives a 32-byte key for purpose from every key, the
+// primary's first (HKDF-SHA256, RFC 5869, with purpose as its info): keys
+// only the fleet holds, separate from the sealing keys, so what is made
+// with them (page-ownership proofs) reveals nothing about those.
+func (k *Keyring) DerivedKeys(purpose string) []DerivedKey {
+	out := make([]DerivedKey, 0, len(k.raw))
+	for _, nk := range k.raw {
+		key, err := hkdf.Key(sha256.New, nk.key, nil, "retropub/"+purpose, 32)
+		if err != nil { // only for lengths HKDF cannot produce
+			panic(err)
+		}
+		out = append(out, DerivedKey{KID: nk.kid, Key: key})
+	}
+	return out
+}
+
 // sealed is the stored form of a record's secrets.
 type sealed struct {
 	KID   string `json:"kid"`
 	Nonce []byte `json:"nonce"` // base64 in JSON
 	CT    []byte `json:"ct"`
+	// AD is the version of the associated data it was sealed with
+	// (associatedData); absent in records sealed before versions existed.
+	AD int `json:"ad,omitempty"`
 }
 
 // ErrCannotDecrypt means a record's ciphertext failed authentication: the

@@ -2,8 +2,6 @@ package credstore
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,10 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 
+	"retropub/internal/randhex"
 	"retropub/internal/rediskeys"
+	"retropub/internal/redislock"
 )
 
 // OAuth 2.0 (3LO) for Confluence Cloud (confluence-api.md §3.1). Atlassian
@@ -94,11 +93,7 @@ func (c OAuthConfig) AuthCodeURL(redirectURL, state string, scopes []string) str
 }
 
 // NewState returns a random state value for AuthCodeURL.
-func NewState() string {
-	b := make([]byte, 16)
-	crand.Read(b)
-	return hex.EncodeToString(b)
-}
+func NewState() string { return randhex.String(16) }
 
 // Exchange trades an authorization code for the first token pair.
 func (c OAuthConfig) Exchange(ctx context.Context, code, redirectURL string) (Auth, error) {
@@ -192,7 +187,15 @@ func NewTokens(store *Store, cfg OAuthConfig) *Tokens {
 // A service account's source (kind oauth2_client) fetches its tokens with
 // the client credentials instead of a refresh token (clientcreds.go).
 func (t *Tokens) Source(rec *Record) *TokenSource {
-	return &TokenSource{t: t, id: rec.ID, cur: rec.Auth, hc: t.cfg.httpClient()}
+	s := &TokenSource{t: t, id: rec.ID, cur: rec.Auth}
+	if rec.Flavor != FlavorServer {
+		// The OAuth app's client may be trusted past the egress checks;
+		// it only ever reaches ATLASSIAN_AUTH_URL and ATLASSIAN_API_URL.
+		// A Data Center token endpoint is the customer's base_url: its
+		// client comes from WithHTTPClient, never this one.
+		s.hc = t.cfg.httpClient()
+	}
+	return s
 }
 
 // WithHTTPClient makes s reach its token endpoint through hc: a Data
@@ -268,10 +271,12 @@ func (s *TokenSource) valid(a Auth) bool {
 	early := earlyMax
 	if l := lifetime(a); l > 0 {
 		// A service account's next token costs one request and no
-		// rotation risk, so its tokens are used longer before renewal.
+		// rotation risk, so its tokens serve 90 % of their life: about
+		// one fetch per lifetime. Its expiry is counted from before the
+		// fetch was sent, so the tenth left covers the requests in flight.
 		part := l / 4
 		if a.Kind == KindClientCredentials {
-			part = l / 5
+			part = l / 10
 		}
 		early = min(early, part)
 	}
@@ -427,33 +432,28 @@ func (s *TokenSource) markReauth(ctx context.Context, reason string) error {
 	return &ReauthRequiredError{Integration: s.id, Reason: reason}
 }
 
-// refreshLock is the per-integration lock of one refresh (SET NX PX).
-type refreshLock struct {
-	rdb   redis.UniversalClient
-	key   string
-	owner string
-}
+// refreshLock is the per-integration lock of one refresh, owned by a
+// random token (internal/redislock).
+type refreshLock struct{ *redislock.Lock }
 
 func refreshLockKey(id string) string { return rediskeys.RefreshLock(id) }
 
 // lock returns nil, nil when another worker holds the lock.
 func (t *Tokens) lock(ctx context.Context, id string) (*refreshLock, error) {
-	l := &refreshLock{rdb: t.store.rdb, key: refreshLockKey(id), owner: NewState()}
-	ok, err := l.rdb.SetNX(ctx, l.key, l.owner, refreshLockTTL).Result()
+	l := redislock.New(t.store.rdb, refreshLockKey(id), randhex.String(16))
+	err := l.Acquire(ctx, refreshLockTTL)
+	if errors.Is(err, redislock.ErrHeld) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("credstore: integration %q: refresh lock: %w", id, err)
 	}
-	if !ok {
-		return nil, nil
-	}
-	return l, nil
+	return &refreshLock{l}, nil
 }
-
-var releaseScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
 
 // release deletes the lock only if it is still ours.
 func (l *refreshLock) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = releaseScript.Run(ctx, l.rdb, []string{l.key}, l.owner).Err() // it expires anyway
+	_ = l.Release(ctx) // it expires anyway
 }

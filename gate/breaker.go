@@ -26,7 +26,23 @@ type instance struct {
 	openedAt   time.Time // when the local breaker last opened
 	openUntil  time.Time // the fleet's flag, as last seen
 	openSeenAt time.Time
-	snap       snapshot // cooldown and breaker, for instances with no counting limit
+	snap       snapshot   // cooldown and breaker as last known
+	lease      spendLease // this process's slice of a counting instance (lease.go)
+	lastFail   string     // the last failure this process saw, for an open breaker's message
+}
+
+// noteFailure remembers the failure that may open the breaker.
+func (in *instance) noteFailure(err error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.lastFail = err.Error()
+}
+
+// openCause is the last failure this process saw on the instance.
+func (in *instance) openCause() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.lastFail
 }
 
 // sharedOpenTTL bounds how long the fleet's "open" flag is trusted
@@ -70,7 +86,7 @@ func (in *instance) allow() (func(error), error) {
 		if soon := time.Now().Add(100 * time.Millisecond); until.Before(soon) {
 			until = soon
 		}
-		return nil, &DeferError{Instance: in.name, Why: RefusedBreaker, Until: until}
+		return nil, &DeferError{Instance: in.name, Why: RefusedBreaker, Until: until, Cause: in.openCause()}
 	case errors.Is(err, gobreaker.ErrTooManyRequests):
 		return nil, &DeferError{Instance: in.name, Why: RefusedProbes, Until: time.Now().Add(time.Second)}
 	case err != nil:

@@ -3,7 +3,9 @@ package gate
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"retropub/confluence"
 )
@@ -29,5 +31,23 @@ func TestBreakerFailureClasses(t *testing.T) {
 	}
 	if !isExcluded(&confluence.SourceError{Err: errors.New("x")}) {
 		t.Error("a source failure should be neither success nor failure")
+	}
+}
+
+// An open breaker's refusal says which answer opened it (issue 14 item 14),
+// so a set-up task that ends there shows Confluence's own words.
+func TestBreakerRefusalNamesTheAnswerThatOpenedIt(t *testing.T) {
+	g := New(newRedis(t), Config{Failures: 2, OpenFor: time.Minute, Probes: 1}, nil)
+	bad := &confluence.Error{StatusCode: 502, Method: "GET", Path: "/wiki/api/v2/spaces", Message: "Bad Gateway from the site's proxy"}
+	for range 2 {
+		if err := send(t, g, "GET", confluence.Outcome{StatusCode: 502, Err: bad}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	de := deferral(t, send(t, g, "GET", confluence.Outcome{}), RefusedBreaker)
+	for _, want := range []string{"circuit breaker open", "502", "GET /wiki/api/v2/spaces", "Bad Gateway from the site's proxy"} {
+		if !strings.Contains(de.Error(), want) {
+			t.Errorf("%q does not say %q", de.Error(), want)
+		}
 	}
 }

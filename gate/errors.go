@@ -42,10 +42,18 @@ type DeferError struct {
 	Instance string
 	Why      Refusal
 	Until    time.Time
+	// Cause is, for an open breaker, the answer that opened it as this
+	// process saw it ("" when another worker's failures opened it), so a
+	// task that ends here says what Confluence said, not only "open".
+	Cause string
 }
 
 func (e *DeferError) Error() string {
-	return fmt.Sprintf("confluence %s: %s; not sent, retry after %s", e.Instance, e.Why,
+	why := e.Why.String()
+	if e.Cause != "" {
+		why += " (opened by: " + e.Cause + ")"
+	}
+	return fmt.Sprintf("confluence %s: %s; not sent, retry after %s", e.Instance, why,
 		e.Until.UTC().Format(time.RFC3339Nano))
 }
 

@@ -17,7 +17,8 @@ import (
 // refused or trips the breaker here still goes through the scripts. The
 // price: another worker's fresh cooldown is seen up to a second late, and
 // each request sent meanwhile meets its own 429, which sets the cooldown
-// again. What it buys: no Redis round trip per Confluence request.
+// again. What it buys: no Redis round trip per Confluence request. (With a
+// counting limit on, leases buy the same, lease.go.)
 
 // snapshot is the fleet's cooldown and breaker state as last read.
 type snapshot struct {
@@ -78,8 +79,8 @@ func (g *Gate) snapshot(ctx context.Context, in *instance) (snapshot, error) {
 func (in *instance) noteReport(cooldown time.Duration, verdict int) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if until := time.Now().Add(cooldown); cooldown > 0 && until.After(in.snap.cooldownUntil) {
-		in.snap.cooldownUntil = until
+	if cooldown > 0 {
+		in.noteCooldownLocked(time.Now().Add(cooldown))
 	}
 	switch verdict {
 	case 1:

@@ -4,15 +4,19 @@
 // points budget and Atlassian's global-quota pause (DESIGN §4). It
 // implements confluence.Gate.
 //
-// The Redis side of a request is one script to admit it and one to report
-// how it ended. What is refused is not sent: Admit returns a *DeferError
-// saying when to come back, which jobs turns into a deferral, not a failure.
+// With a counting limit on (rate, in-flight cap, points budget) a process
+// admits from leases: slices of the fleet's limits it reserves in Redis for
+// a lease time and spends locally (lease.go); a 429/503, a quota pause or a
+// tripped breaker is written and published to the fleet at once
+// (events.go). With none on, only the cooldown and breaker matter
+// (fastpath.go). While a breaker is open or half-open, each request runs
+// one script to admit it and one to report how it ended. What is refused
+// is not sent: Admit returns a *DeferError saying when to come back, which
+// jobs turns into a deferral, not a failure.
 package gate
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,11 +24,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"retropub/confluence"
+	"retropub/internal/randhex"
 )
 
 // Config holds the limits; a zero limit switches that gate off.
@@ -44,6 +48,11 @@ type Config struct {
 	// MaxWait is how long Admit waits in-process for a rate or in-flight
 	// slot before deferring the task instead; default 2 s.
 	MaxWait time.Duration
+	// LeaseTime is how long a process spends a slice of an instance's
+	// rate and of the points budget locally (lease.go); default 250 ms.
+	// What a process holds when it dies is free again after it (in-flight
+	// slots after four).
+	LeaseTime time.Duration
 }
 
 // GET costs 1 point plus 1 per object returned; the object count is not
@@ -62,6 +71,12 @@ type Gate struct {
 
 	mu        sync.Mutex
 	instances map[string]*instance
+
+	proc    string // this process in the fleet's lease records
+	points  pointsLease
+	started sync.Once
+	stop    context.CancelFunc
+	stopped chan struct{}
 }
 
 // New returns a gate on rdb.
@@ -78,10 +93,50 @@ func New(rdb redis.UniversalClient, cfg Config, log *zap.Logger) *Gate {
 	if cfg.OpenFor <= 0 {
 		cfg.OpenFor = 30 * time.Second
 	}
+	if cfg.LeaseTime <= 0 {
+		cfg.LeaseTime = defaultLeaseTime
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Gate{rdb: rdb, cfg: cfg, log: log, instances: map[string]*instance{}}
+	g := &Gate{rdb: rdb, cfg: cfg, log: log, instances: map[string]*instance{}, proc: randhex.String(12)}
+	g.points.fb = noFeedback()
+	return g
+}
+
+// start runs the lease renewer and the cooldown listener, once, when the
+// first leased request comes: a gate whose limits are all off never needs
+// them.
+func (g *Gate) start() {
+	g.started.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		g.stop, g.stopped = cancel, make(chan struct{})
+		ready := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); g.renew(ctx) }()
+		go func() { defer wg.Done(); g.listen(ctx, ready) }()
+		go func() { wg.Wait(); close(g.stopped) }()
+		// Leases start once this process hears the fleet's cooldowns.
+		select {
+		case <-ready:
+		case <-time.After(2 * time.Second):
+		}
+	})
+}
+
+// Close stops the renewer and the listener and hands back what the
+// process's leases hold, so the fleet need not wait for them to expire.
+func (g *Gate) Close() {
+	g.started.Do(func() {}) // nothing starts after Close
+	if g.stop == nil {
+		return
+	}
+	g.stop()
+	<-g.stopped
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	g.handBack(ctx)
 }
 
 func (g *Gate) instance(name string) *instance {
@@ -99,11 +154,26 @@ func (g *Gate) instance(name string) *instance {
 func (g *Gate) Admit(ctx context.Context, inst, method, route string) (func(confluence.Outcome), error) {
 	in := g.instance(inst)
 	if until, open := in.sharedOpen(); open {
-		return nil, &DeferError{Instance: inst, Why: RefusedBreaker, Until: until}
+		return nil, &DeferError{Instance: inst, Why: RefusedBreaker, Until: until, Cause: in.openCause()}
 	}
 	bdone, err := in.allow()
 	if err != nil {
 		return nil, err
+	}
+	if g.counting(in) {
+		g.start()
+		cost := writeCost
+		if method == http.MethodGet {
+			cost = getCost
+		}
+		handled, err := g.admitLeased(ctx, in, cost, share(ctx))
+		if err != nil {
+			bdone(errRefused)
+			return nil, err
+		}
+		if handled {
+			return func(o confluence.Outcome) { in.release(); g.report(in, bdone, "", false, true, o) }, nil
+		}
 	}
 	if !g.counting(in) {
 		handled, err := g.admitCached(ctx, in)
@@ -112,16 +182,16 @@ func (g *Gate) Admit(ctx context.Context, inst, method, route string) (func(conf
 			return nil, err
 		}
 		if handled {
-			return func(o confluence.Outcome) { g.report(in, bdone, "", false, o) }, nil
+			return func(o confluence.Outcome) { g.report(in, bdone, "", false, false, o) }, nil
 		}
 	}
-	member := newMember()
+	member := randhex.String(12)
 	probe, err := g.admit(ctx, in, method, member)
 	if err != nil {
 		bdone(errRefused)
 		return nil, err
 	}
-	return func(o confluence.Outcome) { g.report(in, bdone, member, probe, o) }, nil
+	return func(o confluence.Outcome) { g.report(in, bdone, member, probe, false, o) }, nil
 }
 
 // errRefused is what the local breaker hears about a request the gate
@@ -138,14 +208,15 @@ func (g *Gate) admit(ctx context.Context, in *instance, method, member string) (
 	keys := []string{cooldownKey(in.name), breakerKey(in.name), rateKey(in.name), inflightKey(in.name), pointsKey, pauseKey}
 	waited := time.Duration(0)
 	for {
-		res, err := admitScript.Run(ctx, g.rdb, keys,
-			g.cfg.Rate, admittedBurst(g.cfg.Rate, g.cfg.Burst), g.cfg.MaxInflight, member, (g.cfg.RequestTimeout + 5*time.Second).Milliseconds(),
-			limit, cost, share(ctx), g.cfg.Probes, (g.cfg.RequestTimeout + 5*time.Second).Milliseconds()).Int64Slice()
+		res, err := g.runAdmit(ctx, keys, member, limit, cost, share(ctx), (g.cfg.RequestTimeout + 5*time.Second).Milliseconds())
 		if err != nil {
 			return false, fmt.Errorf("gate: admit %s: %w", in.name, err)
 		}
 		why, wait := Refusal(res[0]), time.Duration(res[1])*time.Millisecond
 		if why == 0 {
+			if res[2] == 0 {
+				in.noteBreakerGone() // no breaker key: back to the leases
+			}
 			return res[2] == 1, nil
 		}
 		if why == RefusedBreaker {
@@ -153,7 +224,11 @@ func (g *Gate) admit(ctx context.Context, in *instance, method, member string) (
 		}
 		short := why == RefusedRate || why == RefusedInflight || why == RefusedProbes
 		if !short || waited+wait > g.cfg.MaxWait {
-			return false, &DeferError{Instance: in.name, Why: why, Until: time.Now().Add(wait)}
+			de := &DeferError{Instance: in.name, Why: why, Until: time.Now().Add(wait)}
+			if why == RefusedBreaker {
+				de.Cause = in.openCause()
+			}
+			return false, de
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -180,23 +255,29 @@ func admittedBurst(rate, burst int) int {
 	return max(burst-reserve, 1)
 }
 
-// share is the part of the hourly budget a task's queue may spend: low
-// work stops where Atlassian says "near the limit" (20 % left), default
-// work keeps the last 5 % for critical work (set-up checks a person waits for).
+// share is the part of the hourly budget a request may spend, by the
+// priority its task gave it (confluence.WithPriority): low work stops
+// where Atlassian says "near the limit" (20 % left), normal work keeps the
+// last 5 % for critical work (set-up checks a person waits for).
 func share(ctx context.Context) float64 {
-	q, _ := asynq.GetQueueName(ctx)
-	switch q {
-	case "critical":
+	switch confluence.PriorityOf(ctx) {
+	case confluence.PriorityCritical:
 		return 1
-	case "low":
+	case confluence.PriorityLow:
 		return 0.8
 	}
 	return 0.95
 }
 
-// report tells the breaker and Redis how a request ended.
-func (g *Gate) report(in *instance, bdone func(error), member string, probe bool, o confluence.Outcome) {
+// report tells the breaker and Redis how a request ended. A leased
+// request's quota headers wait for the next points refresh unless they
+// say the budget is nearly spent; its 429/503 and breaker trip are written
+// and published at once.
+func (g *Gate) report(in *instance, bdone func(error), member string, probe, leased bool, o confluence.Outcome) {
 	failed, excluded := isFailure(o.Err), isExcluded(o.Err)
+	if failed {
+		in.noteFailure(o.Err)
+	}
 	bdone(o.Err)
 	verdict := 0
 	switch {
@@ -229,19 +310,39 @@ func (g *Gate) report(in *instance, bdone func(error), member string, probe bool
 		near = 1
 	}
 	in.noteReport(cooldown, verdict)
-	if member == "" && cooldown == 0 && pause == 0 && verdict == 0 {
+	if pause > 0 {
+		g.notePause(time.Now().Add(pause))
+	}
+	urgentQuota, ans := false, answered(o)
+	if leased && limit > 0 {
+		fb := feedbackOf(q, o)
+		if urgentQuota = g.quotaUrgent(fb, limit); !urgentQuota {
+			g.noteQuota(fb)
+			q, resetMS, near, ans = quota{remaining: -1, resetSecs: -1}, -1, 0, 0
+		}
+	}
+	if leased && cooldown == 0 && pause == 0 && verdict == 0 && !urgentQuota {
+		return // batched: the next lease refresh reports it (lease.go)
+	}
+	if member == "" && cooldown == 0 && pause == 0 && verdict == 0 && !urgentQuota {
 		return // admitted from the snapshot, nothing to record (fastpath.go)
 	}
 	// The request is over; its report must land even if the task's
 	// context has just ended.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := reportScript.Run(ctx, g.rdb,
+	err := g.runReport(ctx,
 		[]string{cooldownKey(in.name), breakerKey(in.name), inflightKey(in.name), pointsKey, pauseKey},
 		member, cooldown.Milliseconds(), pause.Milliseconds(), verdict, g.cfg.OpenFor.Milliseconds(),
-		q.remaining, resetMS, near, limit, answered(o)).Err()
+		q.remaining, resetMS, near, limit, ans)
 	if err != nil {
 		g.log.Warn("gate: report request outcome", zap.String("instance", in.name), zap.Error(err))
+	}
+	if urgentQuota {
+		g.dropPointsSlice()
+	}
+	if cooldown > 0 || pause > 0 || verdict == 2 {
+		g.publish(ctx, in.name, cooldown, pause, verdict == 2)
 	}
 	switch verdict {
 	case 1:
@@ -272,10 +373,4 @@ func untilQuotaResets(retryAfter time.Duration, announced bool, now time.Time) t
 		return retryAfter
 	}
 	return now.UTC().Truncate(time.Hour).Add(time.Hour).Sub(now)
-}
-
-func newMember() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

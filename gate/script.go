@@ -155,3 +155,7 @@ elseif limit > 0 and ARGV[10] == '1' then
   if used > limit * 0.75 then redis.call('HSET', KEYS[4], 'used', math.floor(limit * 0.75)) end
 end
 return 1`)
+
+// heldKey is the instance's in-flight reservations of leasing processes
+// (lease.go): one field per process, "slots:expiry ms".
+func heldKey(inst string) string { return rediskeys.Gate(inst, "held") }

@@ -64,5 +64,6 @@ func (cc connectConfig) connectCloud(ctx context.Context, apiURL string, hc *htt
 	return confluence.NewCloud(apiURL, rec.CloudID, append([]confluence.Option{
 		confluence.WithHTTPClient(hc),
 		confluence.WithAuthorizer(auth),
+		confluence.WithSiteURL(rec.SiteURL),
 		confluence.WithUserAgent("retropub/1")}, cc.opts...)...)
 }

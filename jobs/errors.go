@@ -118,9 +118,10 @@ func classify(integration string, err error) error {
 		ce *confluence.Error
 		rr *credstore.ReauthRequiredError
 		te *credstore.TokenEndpointError
+		be *BlockedError
 	)
 	switch {
-	case errors.As(err, &pe), errors.As(err, &re), errors.As(err, &de):
+	case errors.As(err, &pe), errors.As(err, &re), errors.As(err, &de), errors.As(err, &be):
 		return err
 	case errors.As(err, &rr):
 		return &ReauthError{Integration: integration, Reason: rr.Reason}
@@ -140,11 +141,15 @@ func classify(integration string, err error) error {
 		return &ReauthError{Integration: integration, Reason: loginDeniedReason}
 	case errors.As(err, &ce) && ce.StatusCode == 401:
 		return &ReauthError{Integration: integration, Reason: ce.Message}
-	case errors.Is(err, confluence.ErrGone):
-		return permanent(fmt.Errorf("%w (Confluence retired this endpoint: alert the retropub team)", err))
+	case errors.As(err, &ce) && errors.Is(err, confluence.ErrGone):
+		return permanent(fmt.Errorf("%w (Confluence retired the endpoint %s %s: a retropub release must stop calling it; alert the retropub team)", err, ce.Method, ce.Path))
 	case errors.Is(err, confluence.ErrForbidden):
 		return permanent(fmt.Errorf("%w (check the integration's permissions and scopes in Confluence)", err))
 	case errors.Is(err, confluence.ErrBadRequest), errors.Is(err, confluence.ErrTooLarge):
+		return permanent(err)
+	case errors.Is(err, confluence.ErrRejected), errors.Is(err, confluence.ErrInvalidID):
+		// Any other 4xx but 408/409/429 (405, 415, 422, …), and an id that
+		// is not what the API documents: the same request meets the same answer.
 		return permanent(err)
 	}
 	return err

@@ -41,12 +41,16 @@ const DefaultAttachmentMaxBytes = 100 << 20
 const DownloadTimeout = 5 * time.Minute
 
 // NewDownloadClient returns the HTTP client for attachment sources: apart
-// from the Confluence client (customer-supplied hosts), bounded by timeout
-// for the whole download and 30 s for the answer to start.
-func NewDownloadClient(timeout time.Duration) *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.ResponseHeaderTimeout = 30 * time.Second
-	return &http.Client{Transport: tr, Timeout: timeout}
+// from the Confluence client's pool, but under the same egress policy
+// (opts: CONFLUENCE_ALLOW_CIDRS, EGRESS_PROXY_URL; the dialer checks every
+// address, HTTP_PROXY from the environment is ignored), bounded by timeout
+// for the whole download and 30 s for the answer to start. No credentials
+// are ever sent with a download (a signed URL carries its own); redirects
+// are followed only to ATTACHMENT_URL_HOSTS and never from https to http
+// (urlSource.checkRedirect).
+func NewDownloadClient(timeout time.Duration, opts ...confluence.HTTPOption) *http.Client {
+	opts = append([]confluence.HTTPOption{confluence.HeaderTimeout(30 * time.Second)}, opts...)
+	return confluence.NewHTTPClient(timeout, 4, opts...)
 }
 
 // HostAllowed reports whether host (no port) matches an ATTACHMENT_URL_HOSTS
@@ -285,6 +289,9 @@ func (s *urlSource) fetch() (io.ReadCloser, error) {
 		if errors.As(err, &pe) {
 			return nil, pe
 		}
+		if errors.Is(err, confluence.ErrEgressRefused) {
+			return nil, attachmentErr(name, "download: %v", stripDownloadURL(err))
+		}
 		// Timeouts and refused connections may pass: retried.
 		return nil, fmt.Errorf("attachment %s: download: %w", name, stripDownloadURL(err))
 	}
@@ -305,6 +312,9 @@ func (s *urlSource) checkRedirect(req *http.Request, via []*http.Request) error 
 	}
 	if !HostAllowed(s.f.hosts, req.URL.Hostname()) {
 		return attachmentErr(s.att.Filename, "redirected to host %q, which is not in ATTACHMENT_URL_HOSTS", req.URL.Hostname())
+	}
+	if via[len(via)-1].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return attachmentErr(s.att.Filename, "redirected from https to %s, which is not followed", req.URL.Scheme)
 	}
 	return nil
 }

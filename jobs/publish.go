@@ -17,6 +17,7 @@ import (
 	"retropub/confluence"
 	"retropub/credstore"
 	"retropub/internal/rediskeys"
+	"retropub/internal/redislock"
 	"retropub/outcomes"
 )
 
@@ -65,6 +66,10 @@ type Publisher struct {
 	AttachmentURLHosts []string
 	AttachmentMaxBytes int64
 	Downloads          *http.Client
+
+	// Ownership signs the footer of the pages we write and decides which
+	// found pages are ours (ownership.go); nil: legacy footers only.
+	Ownership *Ownership
 }
 
 // lockTTL outlives the task timeout so a running attempt never loses its
@@ -93,18 +98,34 @@ type PublishResult struct {
 	Note      string            `json:"note,omitempty"`
 }
 
-// ProcessTask implements asynq.Handler.
+// ProcessTask implements asynq.Handler: publish, then the result.
 func (h *Publisher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	taskID, _ := asynq.GetTaskID(ctx)
+	res, err := h.publish(ctx, taskID, t.Payload())
+	if err != nil {
+		return err
+	}
+	setOutcome(ctx, res.Outcome)
+	out, _ := json.Marshal(res)
+	if _, err := t.ResultWriter().Write(out); err != nil {
+		h.Log.Warn("write task result", zap.String("task_id", taskID), zap.Error(err))
+	}
+	return nil
+}
+
+// publish runs one attempt at a report:publish payload and says how it
+// ended: the result, or the error asynq acts on (classified, deferrals
+// capped, a needs_reauth integration marked, the outcome recorded).
+func (h *Publisher) publish(ctx context.Context, taskID string, payload []byte) (*PublishResult, error) {
 	attempt, _ := asynq.GetRetryCount(ctx)
-	log := h.Log.With(zap.String("task_id", taskID), zap.String("task_type", t.Type()), zap.Int("attempt", attempt+1))
-	p, err := DecodePublishPayload(t.Payload())
+	log := h.Log.With(zap.String("task_id", taskID), zap.String("task_type", TypePublishReport), zap.Int("attempt", attempt+1))
+	p, err := DecodePublishPayload(payload)
 	if err != nil {
 		log.Warn("invalid payload archived", zap.Error(err))
-		if rerr := h.recordInvalid(ctx, taskID, t.Payload(), err); rerr != nil {
-			return rerr // runs again: no task ends without its event
+		if rerr := h.recordInvalid(ctx, taskID, payload, err); rerr != nil {
+			return nil, rerr // runs again: no task ends without its event
 		}
-		return permanent(fmt.Errorf("invalid payload: %w", err))
+		return nil, permanent(fmt.Errorf("invalid payload: %w", err))
 	}
 	log = log.With(zap.String("integration", p.IntegrationID), zap.String("report_id", p.Report.ID),
 		zap.Int64("revision", p.Report.Revision), zap.String("event_id", p.EventID))
@@ -112,25 +133,21 @@ func (h *Publisher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if taskID == "" {
 		r.taskID = p.TaskID()
 	}
-	err = h.capDeferrals(ctx, r.taskID, classify(p.IntegrationID, r.run(ctx)))
+	err = h.capDeferrals(ctx, r.taskID, classify(p.IntegrationID, asBlocked(p, r.run(ctx))))
+	h.trackBlocked(ctx, log, p, r.res.Outcome, err)
 	var re *ReauthError
 	if errors.As(err, &re) && !re.Marked {
 		h.markReauth(ctx, log, p.IntegrationID, re.Reason)
 	}
-	if rerr := h.recordEnd(ctx, r, t.Payload(), err); rerr != nil {
+	if rerr := h.recordEnd(ctx, r, payload, err); rerr != nil {
 		log.Warn("record outcome", zap.Error(rerr))
-		return rerr // runs again: no task ends without its event
+		return nil, rerr // runs again: no task ends without its event
 	}
 	if err != nil {
-		return fmt.Errorf("publish report %s rev %d: %w", p.Report.ID, p.Report.Revision, err)
-	}
-	setOutcome(ctx, r.res.Outcome)
-	out, _ := json.Marshal(r.res)
-	if _, err := t.ResultWriter().Write(out); err != nil {
-		log.Warn("write task result", zap.Error(err))
+		return nil, fmt.Errorf("publish report %s rev %d: %w", p.Report.ID, p.Report.Revision, err)
 	}
 	log.Info("publish done", zap.String("outcome", r.res.Outcome), zap.String("page_id", r.res.PageID), zap.Int64("http_calls", r.res.HTTPCalls))
-	return nil
+	return &r.res, nil
 }
 
 func (h *Publisher) markReauth(ctx context.Context, log *zap.Logger, id, reason string) {
@@ -155,7 +172,7 @@ type publishRun struct {
 	taskID string
 	log    *zap.Logger
 
-	lock  *lock
+	lock  *redislock.Lock
 	slot  bool   // holds one of the integration's active slots
 	key   string // mapping key
 	m     *mapping
@@ -193,13 +210,13 @@ func (r *publishRun) run(ctx context.Context) (err error) {
 		{"resolve_space", r.resolveSpace},
 		{"ensure_parent", r.ensureParent},
 		{"write_page", r.writePage},
-		{"upload_attachments", r.uploadAttachments},
+		{"upload_attachments", r.uploadOrRecreate},
 		{"save", r.save},
 	}
 	defer func() {
 		r.releaseSlot(context.WithoutCancel(ctx))
 		if r.lock != nil {
-			if rerr := r.lock.release(context.WithoutCancel(ctx)); rerr != nil {
+			if rerr := r.lock.Release(context.WithoutCancel(ctx)); rerr != nil {
 				r.log.Warn("release report lock", zap.Error(rerr))
 			}
 		}
@@ -225,14 +242,14 @@ func (r *publishRun) run(ctx context.Context) (err error) {
 }
 
 func (r *publishRun) takeLock(ctx context.Context) error {
-	l := &lock{rdb: r.h.Redis, key: reportLockKey(r.p.IntegrationID, r.p.Report.ID), token: r.taskID}
+	l := redislock.New(r.h.Redis, reportLockKey(r.p.IntegrationID, r.p.Report.ID), r.taskID)
 	r.key = mappingKey(r.p.IntegrationID, r.p.Report.ID)
-	if err := r.h.Legacy.Adopt(ctx, l.key, r.key); err != nil {
+	if err := r.h.Legacy.Adopt(ctx, l.Key, r.key); err != nil {
 		return err
 	}
-	m, err := lockAndRead(ctx, l, r.key, lockTTL)
+	m, err := lockAndRead(ctx, r.h.Redis, l, r.key, lockTTL)
 	if err != nil {
-		if errors.Is(err, errLockHeld) {
+		if errors.Is(err, redislock.ErrHeld) {
 			return &DeferredError{Reason: "report is being published by another task", Delay: time.Second + rand.N(2*time.Second)}
 		}
 		return err
@@ -259,6 +276,9 @@ func (r *publishRun) render(ctx context.Context) error {
 		return err
 	}
 	r.hash = BodyHash(r.title, r.body)
+	// The proof goes in after hashing: the hash stays a function of the
+	// content, so pages written before proofs are not all rewritten.
+	r.body = r.h.Ownership.Seal(r.body, r.p.IntegrationID, r.p.Report.ID)
 	return r.loadFiles(ctx)
 }
 
@@ -365,7 +385,8 @@ func (r *publishRun) ensureParentOnce(ctx context.Context) error {
 		r.parentID = id
 		return r.h.Redis.Set(ctx, ckey, id, cacheTTL).Err()
 	}
-	if pg, err := r.findByTitle(ctx, title); err == nil {
+	pg, use, err := r.findParent(ctx, title)
+	if err == nil {
 		if r.p.Target.RootPageID != "" && pg.ParentID != r.p.Target.RootPageID {
 			r.log.Info("parent page found outside root_page_id; using it", zap.String("parent_id", pg.ID))
 		}
@@ -373,25 +394,25 @@ func (r *publishRun) ensureParentOnce(ctx context.Context) error {
 	} else if !errors.Is(err, confluence.ErrNotFound) {
 		return err
 	}
-	l := &lock{rdb: r.h.Redis, key: parentLockKey(r.p.IntegrationID, r.space.ID, title), token: r.taskID}
-	if err := l.acquire(ctx, 30*time.Second); err != nil {
-		if errors.Is(err, errLockHeld) {
+	l := redislock.New(r.h.Redis, parentLockKey(r.p.IntegrationID, r.space.ID, title), r.taskID)
+	if err := l.Acquire(ctx, 30*time.Second); err != nil {
+		if errors.Is(err, redislock.ErrHeld) {
 			return &DeferredError{Reason: "parent page is being created by another task", Delay: time.Second + rand.N(time.Second)}
 		}
 		return err
 	}
-	defer l.release(context.WithoutCancel(ctx))
+	defer l.Release(context.WithoutCancel(ctx))
 	if id, err := r.h.Redis.Get(ctx, ckey).Result(); err == nil && id != "" {
 		r.parentID = id
 		return nil
 	}
-	pg, err := r.cf.CreatePage(ctx, confluence.NewPage{
-		SpaceID: r.space.ID, ParentID: r.p.Target.RootPageID, Title: title,
+	pg, err = r.cf.CreatePage(ctx, confluence.NewPage{
+		SpaceID: r.space.ID, ParentID: r.p.Target.RootPageID, Title: use,
 		Body: "<p>Reports published by retropub.</p>",
 	})
 	if errors.Is(err, confluence.ErrTitleExists) {
 		// Created meanwhile, or held under another case: find it again.
-		pg, err = r.findByTitle(ctx, title)
+		pg, err = findPageByTitle(ctx, r.cf, r.space.ID, use)
 	}
 	if err != nil {
 		return err
@@ -425,12 +446,13 @@ func (r *publishRun) resolveAgain(ctx context.Context) error {
 	return err
 }
 
-// findByTitle looks a title up exactly, then case-insensitively, because
-// Confluence's filter is case-sensitive while uniqueness is not.
-func (r *publishRun) findByTitle(ctx context.Context, title string) (*confluence.Page, error) {
-	pg, err := r.cf.PageByTitle(ctx, r.space.ID, title, false)
+// findPageByTitle looks a title up exactly, then case-insensitively,
+// because Confluence's filter is case-sensitive while uniqueness is not.
+// Publishing and the set-up test page both find pages this way.
+func findPageByTitle(ctx context.Context, cf Confluence, spaceID, title string) (*confluence.Page, error) {
+	pg, err := cf.PageByTitle(ctx, spaceID, title, false)
 	if errors.Is(err, confluence.ErrNotFound) {
-		return r.cf.PageByTitleFold(ctx, r.space.ID, title)
+		return cf.PageByTitleFold(ctx, spaceID, title)
 	}
 	return pg, err
 }
@@ -467,7 +489,7 @@ func (r *publishRun) updatePage(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		pg, err := r.cf.UpdatePage(ctx, confluence.PageUpdate{
 			ID: r.m.PageID, SpaceID: r.space.ID, ParentID: r.m.ParentID, Title: title, Body: r.body,
-			Version: next, Message: fmt.Sprintf("retropub: report revision %d", r.p.Report.Revision),
+			Version: next, Message: versionMessage(r.p),
 		})
 		switch {
 		case err == nil:
@@ -504,10 +526,12 @@ func (r *publishRun) updatePage(ctx context.Context) error {
 // attempt may already have created it (its pending marker is there).
 func (r *publishRun) createPage(ctx context.Context) error {
 	if r.m.Pending != "" {
-		if pg, err := r.findOwn(ctx, r.title); err == nil {
-			return r.adopt(ctx, pg)
-		} else if !errors.Is(err, confluence.ErrNotFound) {
+		pg, err := r.findOwn(ctx, r.title)
+		if err != nil {
 			return err
+		}
+		if pg != nil {
+			return r.adopt(ctx, pg)
 		}
 	}
 	if !r.pendingMarked {
@@ -541,7 +565,7 @@ func (r *publishRun) createPage(ctx context.Context) error {
 		if !errors.Is(err, confluence.ErrTitleExists) {
 			return err
 		}
-		if pg, ferr := r.findOwn(ctx, title); ferr == nil {
+		if pg, ferr := r.findOwn(ctx, title); ferr == nil && pg != nil {
 			return r.adopt(ctx, pg)
 		}
 	}
@@ -566,15 +590,20 @@ func (r *publishRun) disambiguate(n int) string {
 	return titleWithSuffix(r.title, suffix)
 }
 
-// findOwn finds a page by title and accepts it only if its footer carries
-// this report's id.
+// findOwn finds a page by title and accepts it only if it is this
+// report's: under the expected parent, with a footer that proves it
+// (Ownership.Owns). nil, nil when there is no such page or it is not ours.
 func (r *publishRun) findOwn(ctx context.Context, title string) (*confluence.Page, error) {
 	pg, err := r.cf.PageByTitle(ctx, r.space.ID, title, true)
+	if errors.Is(err, confluence.ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	if !OwnsPage(pg.Body.Storage.Value, r.p.Report.ID) {
-		return nil, &confluence.Error{StatusCode: 404, Message: "page with that title is not ours"}
+	if ok, why := r.h.Ownership.Owns(pg.Body.Storage.Value, pg.ParentID, r.p.IntegrationID, r.p.Report.ID, r.parentID); !ok {
+		r.log.Info("page with the report's title is not ours", zap.String("page_id", pg.ID), zap.String("reason", why))
+		return nil, nil
 	}
 	return pg, nil
 }
@@ -796,7 +825,7 @@ func (r *publishRun) saveRevision(ctx context.Context) error {
 	if r.h.Outcomes != nil {
 		return r.saveRecordAndRelease(ctx)
 	}
-	err := saveAndReleaseScript.Run(ctx, r.h.Redis, []string{r.key, r.lock.key}, r.p.Report.Revision, r.taskID, mappingTTL.Milliseconds()).Err()
+	err := saveAndReleaseScript.Run(ctx, r.h.Redis, []string{r.key, r.lock.Key}, r.p.Report.Revision, r.taskID, mappingTTL.Milliseconds()).Err()
 	if err == nil {
 		r.lock = nil
 	}

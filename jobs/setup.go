@@ -2,8 +2,6 @@ package jobs
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"retropub/confluence"
+	"retropub/internal/randhex"
 )
 
 // The set-up tasks of DESIGN §2: the meeting service's set-up screens
@@ -169,7 +168,7 @@ func NewSetupTask(p SetupPayload, opts ...asynq.Option) (*asynq.Task, error) {
 		return nil, fmt.Errorf("jobs: encode payload: %w", err)
 	}
 	all := append([]asynq.Option{
-		asynq.TaskID(p.TaskType() + ":" + p.integration() + ":" + randomID()),
+		asynq.TaskID(p.TaskType() + ":" + p.integration() + ":" + randhex.String(8)),
 		asynq.Queue(SetupQueue),
 		asynq.Retention(SetupRetention),
 		asynq.MaxRetry(SetupMaxRetry),
@@ -181,18 +180,12 @@ func NewSetupTask(p SetupPayload, opts ...asynq.Option) (*asynq.Task, error) {
 
 // EnqueueSetup enqueues a set-up task; its result's TaskID is what to poll.
 func EnqueueSetup(ctx context.Context, client *asynq.Client, insp *asynq.Inspector, p SetupPayload) (*EnqueueResult, error) {
-	id := p.TaskType() + ":" + p.integration() + ":" + randomID()
+	id := p.TaskType() + ":" + p.integration() + ":" + randhex.String(8)
 	task, err := NewSetupTask(p, asynq.TaskID(id))
 	if err != nil {
 		return nil, err
 	}
 	return EnqueueIdempotent(ctx, client, insp, task, SetupQueue, id, EnqueueOptions{})
-}
-
-func randomID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // SetupStatus is the part every set-up result shares. A failed attempt
@@ -291,9 +284,9 @@ func (h *setupHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 }
 
 func registerSetup(mux *asynq.ServeMux, p *Publisher) {
-	mux.Handle(TypeIntegrationTest, &setupHandler{p: p, new: func() SetupPayload { return &TestPayload{} }, run: runTest})
-	mux.Handle(TypeIntegrationCheck, &setupHandler{p: p, new: func() SetupPayload { return &CheckPayload{} }, run: runCheck})
-	mux.Handle(TypeIntegrationSearch, &setupHandler{p: p, new: func() SetupPayload { return &SearchPayload{} }, run: runSearch})
+	mux.Handle(TypeIntegrationTest, withPriority(&setupHandler{p: p, new: func() SetupPayload { return &TestPayload{} }, run: runTest}))
+	mux.Handle(TypeIntegrationCheck, withPriority(&setupHandler{p: p, new: func() SetupPayload { return &CheckPayload{} }, run: runCheck}))
+	mux.Handle(TypeIntegrationSearch, withPriority(&setupHandler{p: p, new: func() SetupPayload { return &SearchPayload{} }, run: runSearch}))
 }
 
 func runCheck(ctx context.Context, cf Confluence, sp SetupPayload) (setupResult, error) {
@@ -348,7 +341,7 @@ func runTest(ctx context.Context, cf Confluence, sp SetupPayload) (setupResult, 
 	}
 	// Where a retrospective would go: the same default parent title.
 	like := &PublishPayload{Report: Report{Kind: KindRetrospective}, Target: Target{ParentTitle: p.ParentTitle}}
-	parent, err := findPage(ctx, cf, space.ID, PageTitle(like.ParentTitle()))
+	parent, err := findPageByTitle(ctx, cf, space.ID, PageTitle(like.ParentTitle()))
 	switch {
 	case err == nil:
 		res.ParentID, res.ParentFound = parent.ID, true
@@ -361,7 +354,7 @@ func runTest(ctx context.Context, cf Confluence, sp SetupPayload) (setupResult, 
 	res.Title = testTitlePrefix + testSuffix(taskID)
 	pg, err := cf.CreatePage(ctx, confluence.NewPage{SpaceID: space.ID, ParentID: res.ParentID, Title: res.Title, Body: testPageBody})
 	if errors.Is(err, confluence.ErrTitleExists) {
-		pg, err = findPage(ctx, cf, space.ID, res.Title)
+		pg, err = findPageByTitle(ctx, cf, space.ID, res.Title)
 	}
 	if err != nil {
 		return res, err
@@ -376,18 +369,10 @@ func runTest(ctx context.Context, cf Confluence, sp SetupPayload) (setupResult, 
 	return res, nil
 }
 
-func findPage(ctx context.Context, cf Confluence, spaceID, title string) (*confluence.Page, error) {
-	pg, err := cf.PageByTitle(ctx, spaceID, title, false)
-	if errors.Is(err, confluence.ErrNotFound) {
-		return cf.PageByTitleFold(ctx, spaceID, title)
-	}
-	return pg, err
-}
-
 // testSuffix is the random tail of a set-up TaskID, or a fresh one.
 func testSuffix(taskID string) string {
 	if i := strings.LastIndexByte(taskID, ':'); i >= 0 && i+1 < len(taskID) {
 		return taskID[i+1:]
 	}
-	return randomID()
+	return randhex.String(8)
 }

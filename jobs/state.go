@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"retropub/internal/rediskeys"
+	"retropub/internal/redislock"
 )
 
 // Redis keys (internal/rediskeys): every key of one integration shares
@@ -77,14 +77,15 @@ if redis.call('HEXISTS', KEYS[2], 'page_id') == 0 then redis.call('HSET', KEYS[2
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return {1, h}`)
 
-// lockAndRead runs lockAndReadScript; errLockHeld when another task holds it.
-func lockAndRead(ctx context.Context, l *lock, key string, ttl time.Duration) (*mapping, error) {
-	res, err := lockAndReadScript.Run(ctx, l.rdb, []string{l.key, key}, l.token, ttl.Milliseconds(), mappingTTL.Milliseconds()).Slice()
+// lockAndRead runs lockAndReadScript; redislock.ErrHeld when another task
+// holds the lock.
+func lockAndRead(ctx context.Context, rdb redis.UniversalClient, l *redislock.Lock, key string, ttl time.Duration) (*mapping, error) {
+	res, err := lockAndReadScript.Run(ctx, rdb, []string{l.Key, key}, l.Token, ttl.Milliseconds(), mappingTTL.Milliseconds()).Slice()
 	if err != nil {
-		return nil, fmt.Errorf("take lock %s and read mapping: %w", l.key, err)
+		return nil, fmt.Errorf("take lock %s and read mapping: %w", l.Key, err)
 	}
 	if ok, _ := res[0].(int64); ok == 0 || len(res) < 2 {
-		return nil, errLockHeld
+		return nil, redislock.ErrHeld
 	}
 	flat, _ := res[1].([]any)
 	h := make(map[string]string, len(flat)/2)
@@ -113,39 +114,6 @@ func parseMapping(h map[string]string) *mapping {
 	return m
 }
 
-// lock is a Redis lock owned by a token; taking it again with the same
-// token succeeds, so a retry of a crashed attempt takes over its lock.
-type lock struct {
-	rdb   redis.UniversalClient
-	key   string
-	token string
-}
-
-var errLockHeld = errors.New("lock held by another task")
-
-func (l *lock) acquire(ctx context.Context, ttl time.Duration) error {
-	ok, err := acquireScript.Run(ctx, l.rdb, []string{l.key}, l.token, ttl.Milliseconds()).Int()
-	if err != nil {
-		return fmt.Errorf("take lock %s: %w", l.key, err)
-	}
-	if ok == 0 {
-		return errLockHeld
-	}
-	return nil
-}
-
-func (l *lock) release(ctx context.Context) error {
-	return releaseScript.Run(ctx, l.rdb, []string{l.key}, l.token).Err()
-}
-
-var acquireScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if v == false or v == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0`)
-
 // saveAndReleaseScript raises the mapping's revision (never lowers it),
 // pushes its expiry on and releases the report lock, in one round trip.
 // KEYS: mapping, lock. ARGV: revision, token, mapping ttl ms.
@@ -159,7 +127,3 @@ if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'revision', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
 `
-
-var releaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`)

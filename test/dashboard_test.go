@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"context"
+	"html"
 	"image/png"
 	"os"
 	"os/exec"
@@ -70,9 +71,14 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	root := "http://" + user + ":" + password + "@" + addr + "/dashboard"
 
-	list := string(headless(t, bin, "--dump-dom", root+"/queues/default?status=completed"))
+	completed := root + "/queues/default?status=completed"
+	list := string(headless(t, bin, "--dump-dom", completed))
 	if strings.Count(list, ">report:publish</td>") != 2 || !strings.Contains(list, "Sprint 42 Retrospective") {
 		t.Fatalf("completed list lacks the report:publish tasks:\n%s", tail(list, 3000))
+	}
+	checkOneLinePerTask(t, list)
+	if shot := os.Getenv("RETROPUB_SCREENSHOT_LIST"); shot != "" {
+		headless(t, bin, "--window-size=1400,700", "--screenshot="+shot, completed)
 	}
 
 	const taskID = "report:publish:demo-cloud:retro-8f2c:1"
@@ -103,4 +109,47 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("screenshot %s: %v %v", shot, err, img)
 	}
 	t.Logf("screenshot saved to %s", shot)
+}
+
+var (
+	tableRow  = regexp.MustCompile(`(?s)<tr class="MuiTableRow-root[^"]*">(.*?)</tr>`)
+	codeBlock = regexp.MustCompile(`(?s)<pre[^>]*>(.*?)</pre>`)
+	htmlTag   = regexp.MustCompile(`<[^>]+>`)
+)
+
+// checkOneLinePerTask: each task row of the list shows its payload and
+// result on one line (the summary formatters), naming integration, report,
+// revision, title and attachment count, with no inline data.
+func checkOneLinePerTask(t *testing.T, dom string) {
+	t.Helper()
+	rows := 0
+	for _, row := range tableRow.FindAllStringSubmatch(dom, -1) {
+		if !strings.Contains(row[1], ">report:publish</td>") {
+			continue
+		}
+		rows++
+		blocks := codeBlock.FindAllStringSubmatch(row[1], -1)
+		if len(blocks) != 2 {
+			t.Fatalf("row %d: %d code blocks, want payload and result:\n%s", rows, len(blocks), row[1])
+		}
+		payload := html.UnescapeString(htmlTag.ReplaceAllString(blocks[0][1], ""))
+		result := html.UnescapeString(htmlTag.ReplaceAllString(blocks[1][1], ""))
+		for _, text := range []string{payload, result} {
+			if strings.Contains(text, "\n") {
+				t.Errorf("row %d spans several lines: %q", rows, text)
+			}
+		}
+		if !regexp.MustCompile(`^demo-cloud · \S+ rev 1 · ".+" · 2 attachments$`).MatchString(payload) {
+			t.Errorf("row %d payload %q is not the one-line summary", rows, payload)
+		}
+		if !strings.HasPrefix(result, "published · page ") {
+			t.Errorf("row %d result %q", rows, result)
+		}
+	}
+	if rows != 2 {
+		t.Fatalf("%d report:publish rows, want 2", rows)
+	}
+	if strings.Contains(dom, "data_base64") {
+		t.Error("the list shows inline attachment data")
+	}
 }

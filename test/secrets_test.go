@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"retropub/confluence/confluencetest"
 	"retropub/credstore"
 )
 
@@ -55,6 +56,20 @@ func (e *env) assertNoSecrets(extra map[string]string, logs ...string) {
 	}
 	_, clientSecret := e.fake.ClientCredentials()
 	secrets["client secret"] = clientSecret
+	// Service accounts (DESIGN §11): their client secrets and the tokens
+	// both flavours' token endpoints issued.
+	sites := []*confluencetest.Server{e.fake}
+	if e.dc != nil {
+		sites = append(sites, e.dc.Server)
+	}
+	for si, site := range sites {
+		for i, s := range site.ServiceAccountSecrets() {
+			secrets[fmt.Sprintf("site %d service account secret %d", si, i)] = s
+		}
+		for i, s := range site.IssuedSecrets() {
+			secrets[fmt.Sprintf("site %d issued token %d (%.3s…)", si, i, s)] = s
+		}
+	}
 	check := func(where, value string) {
 		for name, s := range secrets {
 			if s != "" && strings.Contains(value, s) {

@@ -392,3 +392,61 @@ func (b repeatByte) Read(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// Every problem of every event is printed: a line that is not JSON is one
+// invalid event and hides none after it.
+func TestPublishReportsEveryProblemOfEveryEvent(t *testing.T) {
+	h := newHarness(t)
+	noID := strings.Replace(eventJSON("e2", "r2", 1), `"id":"r2",`, "", 1)
+	badKind := strings.Replace(eventJSON("e5", "r5", 1), `"kind":"retrospective"`, `"kind":"poll"`, 1)
+	in := jsonl(eventJSON("e1", "r1", 1), noID, "this line is not JSON {", eventJSON("e4", "r4", 1), badKind)
+	code, lines, stderr := h.cli(t, in, "publish", "--file", "-")
+	if code != 2 {
+		t.Fatalf("code = %d, want 2 (stderr %s)", code, stderr)
+	}
+	want := []struct {
+		event int
+		error string
+	}{
+		{2, "event 2 (event_id e2): report.id: required"},
+		{3, "event 3: not JSON: invalid character 'h' in literal true (expecting 'r') (near byte "},
+		{5, `event 5 (event_id e5): report.kind: "poll" is not one of retrospective, health_check`},
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("lines = %+v, want %d invalid lines", lines, len(want))
+	}
+	for i, w := range want {
+		if l := lines[i]; l.Event != w.event || l.State != "invalid" || !strings.HasPrefix(l.Error, w.error) {
+			t.Errorf("line %d = %+v, want event %d with error %q", i, l, w.event, w.error)
+		}
+	}
+	if !strings.Contains(lines[1].Error, "reading on from the next line") {
+		t.Errorf("the not-JSON line does not say reading went on: %q", lines[1].Error)
+	}
+	if !strings.Contains(stderr, "3 invalid event(s); nothing was enqueued") {
+		t.Errorf("stderr = %q", stderr)
+	}
+	if n := h.pending(t); n != 0 {
+		t.Errorf("%d tasks enqueued, want none", n)
+	}
+}
+
+// A pretty-printed object broken in the middle costs one event, and the
+// byte position points into the whole input.
+func TestPublishResyncsAfterBrokenPrettyObject(t *testing.T) {
+	h := newHarness(t)
+	good := eventJSON("e1", "r1", 1)
+	broken := "{\n  \"schema\": 1,\n  \"event_id\": \"e2\" oops\n  \"x\": 2\n}"
+	in := good + "\n" + broken + "\n" + eventJSON("e3", "r3", 1) + "\nnot json\n"
+	code, lines, _ := h.cli(t, in, "publish", "--file", "-")
+	if code != 2 || len(lines) != 2 {
+		t.Fatalf("code=%d lines=%+v, want 2 invalid lines", code, lines)
+	}
+	off := len(good) + 1 + strings.Index(broken, "oops")
+	if lines[0].Event != 2 || !strings.Contains(lines[0].Error, fmt.Sprintf("(near byte %d)", off+1)) {
+		t.Errorf("line 0 = %+v, want event 2 near byte %d", lines[0], off+1)
+	}
+	if lines[1].Event != 4 || !strings.HasPrefix(lines[1].Error, "event 4: not JSON") || strings.Contains(lines[1].Error, "reading on") {
+		t.Errorf("line 1 = %+v, want event 4, the last", lines[1])
+	}
+}

@@ -135,11 +135,21 @@ func runPublish(ctx context.Context, e *env, args []string) int {
 
 // readEvents splits the input into JSON values and validates each. It
 // reads everything before enqueueing anything: one bad event stops the
-// whole batch, so a fixed file can simply be sent again.
+// whole batch, so a fixed file can simply be sent again. Every problem of
+// every event is reported: text that is not JSON is one invalid event, and
+// reading resumes at the next line that starts with "{".
 func readEvents(e *env, in io.Reader, out *lineWriter) ([]*event, int) {
-	capped := &eventCap{r: bufio.NewReaderSize(in, 256<<10), limit: jobs.MaxPayloadBytes}
-	dec := json.NewDecoder(capped)
-	capped.start = dec.InputOffset
+	var (
+		capped *eventCap
+		dec    *json.Decoder
+		base   int64 // input offset where dec started
+	)
+	decodeFrom := func(r io.Reader) {
+		capped = &eventCap{r: r, limit: jobs.MaxPayloadBytes}
+		dec = json.NewDecoder(capped)
+		capped.start = dec.InputOffset
+	}
+	decodeFrom(bufio.NewReaderSize(in, 256<<10))
 	var (
 		events  []*event
 		byID    = map[string]int{}
@@ -158,10 +168,20 @@ func readEvents(e *env, in io.Reader, out *lineWriter) ([]*event, int) {
 			return nil, exitInvalid
 		}
 		if err != nil {
-			msg := fmt.Sprintf("event %d: unreadable input: %s", n, readError(err, dec))
-			e.errorf("publish: %s; nothing was enqueued", msg)
-			out.write(&line{State: "invalid", Error: msg})
-			return nil, exitInvalid
+			invalid++
+			at := base + dec.InputOffset()
+			rest, skipped, more := skipToNextObject(io.MultiReader(dec.Buffered(), capped.r))
+			msg := fmt.Sprintf("event %d: not JSON: %s", n, readError(err, base))
+			if more {
+				msg += "; reading on from the next line that starts with {"
+			}
+			out.write(&line{Event: n, State: "invalid", Error: msg})
+			if !more {
+				break
+			}
+			base = at + skipped
+			decodeFrom(rest)
+			continue
 		}
 		p, err := jobs.DecodePublishPayload(raw)
 		if err != nil {
@@ -227,15 +247,58 @@ func (c *eventCap) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func readError(err error, dec *json.Decoder) string {
+// readError says what is wrong with the text a decoder started reading at
+// input offset base.
+func readError(err error, base int64) string {
 	var syn *json.SyntaxError
 	switch {
 	case errors.As(err, &syn):
-		return fmt.Sprintf("%s (near byte %d)", syn.Error(), syn.Offset)
+		return fmt.Sprintf("%s (near byte %d)", syn.Error(), base+syn.Offset)
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Sprintf("truncated JSON at the end of the input (byte %d)", dec.InputOffset())
+		return "truncated JSON at the end of the input"
 	}
 	return err.Error()
+}
+
+// skipToNextObject drops r's text up to the next line that starts with "{"
+// (JSON Lines, or pretty-printed objects that start in column 0): the rest
+// of the line with bad text, then every line that does not start an
+// object. It returns the reader from there, how many bytes it dropped, and
+// false when the input ended first.
+func skipToNextObject(r io.Reader) (rest *bufio.Reader, skipped int64, more bool) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	// Whitespace before the bad text belongs to the event before it.
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return br, skipped, false
+		}
+		if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+			_ = br.UnreadByte()
+			break
+		}
+		skipped++
+	}
+	for {
+		// Drop one line, however long, without holding it.
+		for {
+			chunk, err := br.ReadSlice('\n')
+			skipped += int64(len(chunk))
+			if err == nil {
+				break
+			}
+			if err != bufio.ErrBufferFull {
+				return br, skipped, false
+			}
+		}
+		next, err := br.Peek(1)
+		if err != nil {
+			return br, skipped, false
+		}
+		if next[0] == '{' {
+			return br, skipped, true
+		}
+	}
 }
 
 // eventIDOf digs event_id out of an invalid event, for its output line.

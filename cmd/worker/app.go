@@ -18,11 +18,13 @@ import (
 	"retropub/config"
 	"retropub/confluence"
 	"retropub/credstore"
+	"retropub/gate"
 	"retropub/internal/logging"
 	"retropub/internal/metrics"
 	"retropub/internal/redisconn"
 	"retropub/internal/rediskeys"
 	"retropub/jobs"
+	"retropub/outcomes"
 )
 
 // app is one worker process's parts, assembled from the configuration.
@@ -36,6 +38,9 @@ type app struct {
 	mux   *asynq.ServeMux
 	insp  *asynq.Inspector
 	met   *metrics.Metrics
+	// recorder writes outcome events (and relays a cluster's outboxes).
+	recorder *outcomes.Recorder
+	gate     *gate.Gate
 	// running is true between start and shutdown: asynq's Ping answers
 	// nil for a server that is not running, so /readyz cannot ask it.
 	running atomic.Bool
@@ -56,15 +61,24 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 	redisconn.Install(rdb) // no busy loop while Redis refuses us
 	a.insp = asynq.NewInspectorFromRedisClient(rdb)
 	a.met = metrics.New(a.insp)
+	a.met.SetPointsBudget(cfg.AtlassianPointsPerHour)
+	a.met.SetReadiness(func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return a.ready(ctx) == nil
+	})
 	a.mux = asynq.NewServeMux()
+	a.recorder = newRecorder(cfg, rdb, a.met)
 	tokens := credstore.NewTokens(a.store, oauthConfig(cfg, a.http))
+	a.gate = newGate(cfg, a, log)
 	connect := jobs.NewConnector(cfg.AtlassianAPIURL, a.http, tokens,
-		confluence.WithObserver(a.met.Observe), confluence.WithGate(newGate(cfg, a, log)))
+		confluence.WithObserver(a.met.Observe), confluence.WithGate(a.gate))
 	jobs.Register(a.mux, &jobs.Publisher{
 		Redis: rdb, Legacy: legacy, Integrations: a.store, Log: log, Limits: publishLimits(cfg), Connect: connect,
 		AttachmentURLHosts: cfg.AttachmentURLHosts, AttachmentMaxBytes: cfg.AttachmentMaxBytes,
-		Downloads: jobs.NewDownloadClient(jobs.DownloadTimeout),
-		Outcomes:  newRecorder(cfg, rdb, a.met),
+		Downloads: jobs.NewDownloadClient(jobs.DownloadTimeout, egressOptions(cfg)...),
+		Outcomes:  a.recorder,
+		Ownership: jobs.NewOwnership(keys),
 	})
 	jobs.ObserveOutcomes(a.mux, a.met.TaskOutcome)
 	a.srv = asynq.NewServerFromRedisClient(rdb, asynq.Config{
@@ -77,18 +91,7 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		IsFailure:                jobs.IsFailure,
 		Logger:                   logging.Asynq(log),
 		LogLevel:                 asynq.WarnLevel,
-		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
-			id, _ := asynq.GetTaskID(ctx)
-			n, _ := asynq.GetRetryCount(ctx)
-			max, _ := asynq.GetMaxRetry(ctx)
-			final := errors.Is(err, asynq.SkipRetry) || (jobs.IsFailure(err) && n >= max)
-			fields := []zap.Field{zap.String("task_id", id), zap.String("task_type", t.Type()), zap.Int("attempt", n+1), zap.Error(err)}
-			if final {
-				log.Error("task archived", fields...)
-			} else {
-				log.Info("task will run again", fields...)
-			}
-		}),
+		ErrorHandler:             taskErrorHandler(log),
 	})
 	return a, nil
 }
@@ -97,29 +100,35 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 // shares: the egress policy (CONFLUENCE_ALLOW_CIDRS, EGRESS_PROXY_URL) and
 // a connection pool sized for the worker's concurrency.
 func newHTTPClient(cfg *config.Config) *http.Client {
-	opts := []confluence.HTTPOption{
-		confluence.AllowCIDRs(cfg.ConfluenceAllowCIDRs...),
-		// The Atlassian endpoints are the operator's configuration, not a
-		// customer's input: they pass whatever address they have.
-		confluence.TrustOrigins(cfg.AtlassianAPIURL, cfg.AtlassianAuthURL),
-	}
+	// The Atlassian endpoints pass whatever address they have, because they
+	// are the operator's configuration: the Cloud client and the OAuth calls
+	// (oauthConfig) mark their requests trusted, never a URL comparison.
+	return confluence.NewHTTPClient(cfg.ConfluenceTimeout, cfg.WorkerConcurrency, egressOptions(cfg)...)
+}
+
+// egressOptions is the egress policy of the configuration, for Confluence
+// traffic and attachment downloads alike.
+func egressOptions(cfg *config.Config) []confluence.HTTPOption {
+	opts := []confluence.HTTPOption{confluence.AllowCIDRs(cfg.ConfluenceAllowCIDRs...)}
 	if cfg.EgressProxyURL != "" {
 		// config.Load has checked it is an absolute http(s)/socks5 URL.
 		if u, err := url.Parse(cfg.EgressProxyURL); err == nil {
 			opts = append(opts, confluence.ViaProxy(u))
 		}
 	}
-	return confluence.NewHTTPClient(cfg.ConfluenceTimeout, cfg.WorkerConcurrency, opts...)
+	return opts
 }
 
 // oauthConfig is the OAuth app of the configuration; hc nil uses a client
-// with the egress policy of the configuration.
+// with the egress policy of the configuration. Its calls go only to
+// ATLASSIAN_AUTH_URL and ATLASSIAN_API_URL, so they are trusted
+// (confluence.TrustedClient): those may be internal addresses.
 func oauthConfig(cfg *config.Config, hc *http.Client) credstore.OAuthConfig {
 	if hc == nil {
 		hc = newHTTPClient(cfg)
 	}
 	return credstore.OAuthConfig{ClientID: cfg.AtlassianClientID, ClientSecret: cfg.AtlassianClientSecret,
-		AuthURL: cfg.AtlassianAuthURL, APIURL: cfg.AtlassianAPIURL, HTTPClient: hc}
+		AuthURL: cfg.AtlassianAuthURL, APIURL: cfg.AtlassianAPIURL, HTTPClient: confluence.TrustedClient(hc)}
 }
 
 // start starts the asynq server.
@@ -136,6 +145,27 @@ func (a *app) start() error {
 func (a *app) shutdown() {
 	a.running.Store(false)
 	a.srv.Shutdown()
+	a.gate.Close() // hand back what the gate's leases hold
+}
+
+// errNotRunning is /readyz's answer between start-up and start, and from
+// SIGTERM on.
+var errNotRunning = errors.New("worker: not running")
+
+// ready is nil when the worker can take tasks: Redis accepts a write and
+// the asynq server runs (/readyz and retropub_worker_ready).
+func (a *app) ready(ctx context.Context) error {
+	// A probe answers in time even when Redis hangs (a partitioned or
+	// stopped node): not ready is the answer then, not a timeout.
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := a.redisWritable(ctx); err != nil {
+		return errors.New("redis: unavailable") // the cause is in the worker's log, not on a public endpoint
+	}
+	if !a.running.Load() || a.srv.Ping() != nil {
+		return errNotRunning
+	}
+	return nil
 }
 
 // httpMux serves the health endpoints and /metrics; extra mounts more
@@ -144,12 +174,8 @@ func (a *app) httpMux(extra func(*http.ServeMux)) *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.redisWritable(r.Context()); err != nil {
-			http.Error(w, "redis: unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		if !a.running.Load() || a.srv.Ping() != nil {
-			http.Error(w, "worker: not running", http.StatusServiceUnavailable)
+		if err := a.ready(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/hibiken/asynq"
@@ -12,19 +13,34 @@ import (
 	"retropub/jobs"
 )
 
-// dashboard mounts asynqmon at /dashboard behind a login. Payloads and
-// results are shown as indented JSON, redacted: inline attachment data is
-// elided (it is content, not something an operator reads) and URLs lose
-// their query (signed attachment URLs carry credentials there).
+// dashboard mounts asynqmon at /dashboard behind a login. The task lists
+// show one line per task (payloadSummary, resultSummary); a task's own
+// page shows its payload and result whole, as indented JSON, redacted:
+// inline attachment data is elided (it is content, not something an
+// operator reads) and URLs lose their query (signed attachment URLs carry
+// credentials there).
 func dashboard(conn asynq.RedisConnOpt, user, password string, readOnly bool) (http.Handler, func() error) {
-	h := asynqmon.New(asynqmon.Options{
-		RootPath:         "/dashboard",
+	const root = "/dashboard"
+	lists := asynqmon.New(asynqmon.Options{
+		RootPath:         root,
+		RedisConnOpt:     conn,
+		ReadOnly:         readOnly,
+		PayloadFormatter: asynqmon.PayloadFormatterFunc(payloadSummary),
+		ResultFormatter:  asynqmon.ResultFormatterFunc(resultSummary),
+	})
+	full := asynqmon.New(asynqmon.Options{
+		RootPath:         root,
 		RedisConnOpt:     conn,
 		ReadOnly:         readOnly,
 		PayloadFormatter: asynqmon.PayloadFormatterFunc(func(_ string, b []byte) string { return prettyJSON(b) }),
 		ResultFormatter:  asynqmon.ResultFormatterFunc(func(_ string, b []byte) string { return prettyJSON(b) }),
 	})
-	return basicAuth(h, user, password), h.Close
+	closeBoth := func() error { return errors.Join(lists.Close(), full.Close()) }
+	// With DASHBOARD_READONLY=false a login cached by the browser would let
+	// any web page POST changes (pause a queue, delete tasks): only
+	// same-origin requests may use anything but GET, HEAD and OPTIONS
+	// (Sec-Fetch-Site, else Origin against Host).
+	return http.NewCrossOriginProtection().Handler(basicAuth(splitTaskPage(root, lists, full), user, password)), closeBoth
 }
 
 // prettyJSON is b redacted (signed URLs lose their query, inline data is

@@ -10,7 +10,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -34,6 +33,7 @@ import (
 	"retropub/credstore"
 	"retropub/internal/logging"
 	"retropub/internal/preview"
+	"retropub/internal/randhex"
 	"retropub/jobs"
 )
 
@@ -63,14 +63,14 @@ func demo(ctx context.Context, once bool, stdout, stderr io.Writer) error {
 	fake.Start()
 	defer fake.Close()
 	fake.AddSpace("ENG", "Engineering")
-	token := randomHex(24)
+	token := randhex.String(24)
 	fake.AddAccessToken(token)
 
 	files := serveSampleFiles()
 	defer files.Close()
 
 	kid, key := credstore.GenerateKey()
-	user, password := "admin", randomHex(8)
+	user, password := "admin", randhex.String(8)
 	env := map[string]string{
 		"REDIS_URL":          "redis://" + mr.Addr(),
 		"ATLASSIAN_API_URL":  fake.URL(),
@@ -199,12 +199,6 @@ func waitDone(ctx context.Context, insp *asynq.Inspector, id string, limit time.
 		}
 	}
 	return fmt.Errorf("task %s not done after %s", id, limit)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // sampleCSV is the raw vote export the sample retrospective attaches by url.

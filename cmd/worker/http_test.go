@@ -118,3 +118,48 @@ func TestDashboardPayloadElidesSignedURLs(t *testing.T) {
 		t.Fatalf("payload shown as %s", got)
 	}
 }
+
+// With DASHBOARD_READONLY=false, a cross-site form POST riding on a cached
+// login does not pause a queue; the dashboard's own requests still do
+// (issue 13 item 8).
+func TestDashboardRefusesCrossOriginChanges(t *testing.T) {
+	mr := miniredis.RunT(t)
+	conn := asynq.RedisClientOpt{Addr: mr.Addr()}
+	cl := asynq.NewClient(conn)
+	defer cl.Close()
+	if _, err := cl.Enqueue(asynq.NewTask("report:publish", []byte(`{}`)), asynq.Queue("default")); err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspector(conn)
+	defer insp.Close()
+	dash, closeDash := dashboard(conn, "ops", "s3cret", false)
+	defer closeDash()
+	pause := func(header map[string]string) int {
+		req := httptest.NewRequest("POST", "http://worker.internal:8080/dashboard/api/queues/default:pause", nil)
+		req.SetBasicAuth("ops", "s3cret")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		dash.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	paused := func() bool {
+		qi, err := insp.GetQueueInfo("default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return qi.Paused
+	}
+	for name, h := range map[string]map[string]string{
+		"Sec-Fetch-Site cross-site": {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+		"Origin only":               {"Origin": "https://evil.example"},
+	} {
+		if code := pause(h); code != http.StatusForbidden || paused() {
+			t.Fatalf("%s: %d, paused %v; want 403 and the queue running", name, code, paused())
+		}
+	}
+	if code := pause(map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": "http://worker.internal:8080"}); code >= 300 || !paused() {
+		t.Fatalf("same-origin pause: %d, paused %v", code, paused())
+	}
+}

@@ -17,8 +17,8 @@ func newGate(cfg *config.Config, a *app, log *zap.Logger) *gate.Gate {
 	return gate.New(a.rdb, gate.Config{
 		Rate:           cfg.ConfluenceRate,
 		Burst:          cfg.ConfluenceBurst,
-		MaxInflight:    cfg.ConfluenceMaxInflght,
-		PointsPerHour:  cfg.AtlassianPointsPerHr,
+		MaxInflight:    cfg.ConfluenceMaxInflight,
+		PointsPerHour:  cfg.AtlassianPointsPerHour,
 		Failures:       cfg.BreakerFailures,
 		OpenFor:        cfg.BreakerOpen,
 		RequestTimeout: cfg.ConfluenceTimeout,

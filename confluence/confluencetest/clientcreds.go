@@ -97,6 +97,18 @@ func (s *Server) TokenFetches() []TokenFetch {
 	return append([]TokenFetch(nil), s.sa.log...)
 }
 
+// ServiceAccountSecrets returns the client secret of every service
+// account, for secret scans.
+func (s *Server) ServiceAccountSecrets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, a := range s.sa.accounts {
+		out = append(out, a.secret)
+	}
+	return out
+}
+
 // ServiceAccountTokens returns every client-credentials access token
 // issued, for secret scans.
 func (s *Server) ServiceAccountTokens() []string {

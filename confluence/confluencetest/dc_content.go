@@ -437,6 +437,7 @@ func (s *Server) dcUpdateContent(w http.ResponseWriter, c *call) {
 	p.title, p.parentID = title, parentID
 	p.version++
 	p.versionMessage = in.Version.Message
+	s.updates = append(s.updates, Update{PageID: p.id, Version: p.version, Message: p.versionMessage})
 	p.modifiedAt = s.clock()
 	writeJSON(w, http.StatusOK, s.dcContentJSON(p, map[string]bool{"space": true, "history": true, "version": true, "body.storage": true}))
 }

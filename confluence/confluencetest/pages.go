@@ -2,6 +2,7 @@ package confluencetest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -134,7 +135,7 @@ func (s *Server) getSpaces(w http.ResponseWriter, c *call) {
 	defer s.mu.Unlock()
 	var items []any
 	for _, sp := range s.spaces {
-		if ids != nil && !ids[sp.id] || len(keys) > 0 && !keys[sp.key] {
+		if ids != nil && !ids[sp.id] || len(keys) > 0 && !keys[sp.key] && !keys[sp.alias] {
 			continue
 		}
 		if t := q.Get("type"); t != "" && t != "global" {
@@ -149,11 +150,12 @@ func (s *Server) getSpaces(w http.ResponseWriter, c *call) {
 }
 
 func (s *Server) spaceJSON(sp *space) map[string]any {
+	visible := cmp.Or(sp.alias, sp.key)
 	return map[string]any{
 		"id": sp.id, "key": sp.key, "name": sp.name, "type": "global", "status": "current",
-		"homepageId": sp.homepageID, "authorId": accountID, "currentActiveAlias": sp.key,
+		"homepageId": sp.homepageID, "authorId": accountID, "currentActiveAlias": visible,
 		"createdAt": sp.createdAt.Format(timeLayout),
-		"_links":    map[string]any{"webui": "/spaces/" + sp.key},
+		"_links":    map[string]any{"webui": "/spaces/" + visible},
 	}
 }
 
@@ -194,7 +196,8 @@ func (s *Server) getPages(w http.ResponseWriter, c *call) {
 	for _, p := range s.pageOrder {
 		switch {
 		case ids != nil && !ids[p.id], spaceIDs != nil && !spaceIDs[p.spaceID],
-			!statuses[p.status], hasTitle && p.title != title: // exact, case-sensitive
+			!statuses[p.status], hasTitle && p.title != title, // exact, case-sensitive
+			s.spaceBlocked(p.spaceID): // an app access rule hides the space's content
 			continue
 		}
 		matched = append(matched, p)
@@ -542,6 +545,7 @@ func (s *Server) updatePage(w http.ResponseWriter, c *call) {
 	p.title, p.body, p.parentID = title, body, parentID
 	p.version++
 	p.versionMessage = pw.Version.Message
+	s.updates = append(s.updates, Update{PageID: p.id, Version: p.version, Message: p.versionMessage})
 	p.modifiedAt = s.clock()
 	writeJSON(w, http.StatusOK, s.pageJSON(p, "storage", true))
 }

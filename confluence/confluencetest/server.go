@@ -79,6 +79,15 @@ type Request struct {
 type Page struct {
 	ID, SpaceID, ParentID, Title, Body, Status string
 	Version                                    int
+	VersionMessage                             string // version.message of the current version ("" for version 1)
+}
+
+// Update is one page update (v2 PUT /pages/{id} or v1 PUT /content/{id})
+// the fake applied: the version it made and the version.message it came with.
+type Update struct {
+	PageID  string
+	Version int
+	Message string
 }
 
 // Attachment is a snapshot of an attachment's current version.
@@ -102,6 +111,7 @@ type Server struct {
 	pages     map[string]*page
 	pageOrder []*page
 	requests  []Request
+	updates   []Update
 	faults    []*Fault
 	holds     []*Hold
 	latency   time.Duration
@@ -111,11 +121,17 @@ type Server struct {
 	dc        *DataCenter // set when this is the Server/Data Center flavour
 	lim       limits
 	sa        serviceAccounts // clientcreds.go
+	// blocked spaces (by id) and the operations refused there (blocked.go)
+	blocked         map[string]bool
+	blockedRefusals int
 }
 
 type space struct {
 	id, key, name, homepageID string
-	createdAt                 time.Time
+	// alias is the key an admin renamed the space to (Cloud, since late
+	// 2024): key stays the system key, the alias is the key people use.
+	alias     string
+	createdAt time.Time
 }
 
 type page struct {
@@ -214,6 +230,18 @@ func (s *Server) Close() {
 // CloudID returns the site's cloudId.
 func (s *Server) CloudID() string { return s.cloudID }
 
+// RenameSpaceKey renames a space's key as a Cloud admin does: v2 keeps
+// answering the system key in "key" and the new one in
+// "currentActiveAlias", and a keys= filter finds the space by either.
+// The space stays addressable by its system key in this fake's helpers.
+func (s *Server) RenameSpaceKey(key, alias string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sp := s.spaceByKey(key); sp != nil {
+		sp.alias = alias
+	}
+}
+
 // AddSpace creates a global space with its home page, titled "<name> Home".
 func (s *Server) AddSpace(key, name string) (spaceID, homepageID string) {
 	s.mu.Lock()
@@ -303,6 +331,13 @@ func (s *Server) Pages(spaceKey string) []Page {
 		}
 	}
 	return out
+}
+
+// Updates returns every page update applied, in order.
+func (s *Server) Updates() []Update {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Update(nil), s.updates...)
 }
 
 // Attachments returns the attachments of a page, in upload order.
@@ -607,7 +642,11 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt resolved, b
 		notFound(w, rt.apiPath)
 		return
 	}
-	rt.route.h(s, w, &call{r: r, body: body, args: rt.args})
+	c := &call{r: r, body: body, args: rt.args}
+	if rt.gateway && s.refuseBlocked(w, c, rt) {
+		return
+	}
+	rt.route.h(s, w, c)
 }
 
 func (s *Server) authorized(r *http.Request) bool {
@@ -659,7 +698,7 @@ func (s *Server) spaceByID(id string) *space {
 }
 
 func (p *page) snapshot() Page {
-	return Page{ID: p.id, SpaceID: p.spaceID, ParentID: p.parentID, Title: p.title, Body: p.body, Status: p.status, Version: p.version}
+	return Page{ID: p.id, SpaceID: p.spaceID, ParentID: p.parentID, Title: p.title, Body: p.body, Status: p.status, Version: p.version, VersionMessage: p.versionMessage}
 }
 
 func xmlEscape(v string) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -36,6 +37,22 @@ func New(level, format string, w io.Writer) (*zap.Logger, error) {
 
 // Asynq adapts a zap logger to asynq.Logger. The caller is dropped because
 // asynq's own wrappers add a varying number of frames.
-func Asynq(l *zap.Logger) *zap.SugaredLogger {
-	return l.Named("asynq").WithOptions(zap.WithCaller(false), zap.AddStacktrace(zapcore.FatalLevel)).Sugar()
+func Asynq(l *zap.Logger) *AsynqLogger {
+	return &AsynqLogger{l.Named("asynq").WithOptions(zap.WithCaller(false), zap.AddStacktrace(zapcore.FatalLevel)).Sugar()}
+}
+
+// AsynqLogger is asynq's logger without asynq's per-task archive line: the
+// worker's ErrorHandler logs each archived task once, with its class and
+// message, and asynq's "Retry exhausted for task id=…" says retries were
+// used up even after a single attempt of a permanent error.
+type AsynqLogger struct{ *zap.SugaredLogger }
+
+// Warn drops asynq's "Retry exhausted" line and passes everything else.
+func (l *AsynqLogger) Warn(args ...any) {
+	if len(args) == 1 {
+		if s, ok := args[0].(string); ok && strings.HasPrefix(s, "Retry exhausted for task") {
+			return
+		}
+	}
+	l.SugaredLogger.Warn(args...)
 }

@@ -36,6 +36,10 @@ type Metrics struct {
 	points      *prometheus.CounterVec
 	out         outcomeSeries
 	tooLarge    *prometheus.CounterVec
+	gone        *prometheus.CounterVec
+
+	op         operatorSeries
+	collectors []prometheus.Collector // everything registered, for Names
 }
 
 // New registers retropub's series, Go and process series, and, when insp
@@ -81,15 +85,21 @@ func New(insp *asynq.Inspector) *Metrics {
 			Name: "retropub_confluence_answers_too_large_total",
 			Help: "Confluence answers abandoned because they passed the answer bound (a hostile or broken server), by instance kind and endpoint.",
 		}, []string{"kind", "endpoint"}),
+		gone: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "retropub_confluence_gone_total",
+			Help: "Confluence answers 410 Gone (an endpoint Atlassian retired: the task is archived, the client needs a new release), by instance kind and endpoint.",
+		}, []string{"kind", "endpoint"}),
 	}
 	m.out = newOutcomeSeries()
-	m.reg.MustRegister(m.out.collectors()...)
-	m.reg.MustRegister(m.publishes, m.setupTasks, m.requests, m.latency, m.breakers, m.transitions, m.deferrals, m.points, m.tooLarge,
+	m.mustRegister(m.out.collectors()...)
+	m.mustRegister(m.publishes, m.setupTasks, m.requests, m.latency, m.breakers, m.transitions, m.deferrals, m.points, m.tooLarge, m.gone,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if insp != nil {
-		m.reg.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
+		m.mustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
 	}
+	m.registerOperatorSeries()
 	m.zero()
+	m.zeroOutcomes()
 	return m
 }
 
@@ -140,6 +150,9 @@ func (m *Metrics) Observe(o confluence.Outcome) {
 		return
 	}
 	m.requests.WithLabelValues(kind, endpoint, status(o)).Inc()
+	if o.StatusCode == http.StatusGone {
+		m.gone.WithLabelValues(kind, endpoint).Inc()
+	}
 	m.latency.WithLabelValues(kind, endpoint).Observe(o.Duration.Seconds())
 }
 

@@ -108,3 +108,15 @@ func TestAnswerTooLargeSeries(t *testing.T) {
 		t.Errorf("requests %v, want 1", got)
 	}
 }
+
+// A 410 counts as a request and, apart, as a retired endpoint an alert
+// watches (issue 14 item 8).
+func TestGoneSeries(t *testing.T) {
+	m := New(nil)
+	o := confluence.Outcome{Instance: "cloud:abc", Method: "GET", Route: "/wiki/api/v2/spaces", StatusCode: 410}
+	m.Observe(o)
+	m.Observe(confluence.Outcome{Instance: "cloud:abc", Method: "GET", Route: "/wiki/api/v2/spaces", StatusCode: 200})
+	if got := testutil.ToFloat64(m.gone.WithLabelValues("cloud", "GET /wiki/api/v2/spaces")); got != 1 {
+		t.Errorf("gone %v, want 1", got)
+	}
+}

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -15,7 +16,9 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,22 +38,29 @@ import (
 )
 
 type options struct {
-	n, integrations, concurrency, procs, atts int
-	latency                                   time.Duration
-	redisURL                                  string
-	db                                        int
+	n, concurrency, procs, atts, repeat int
+	latency                             time.Duration
+	redisURL                            string
+	db                                  int
+	scenarios                           string
+	profileDir                          string
+	full                                bool
 }
 
 func main() {
 	var o options
-	flag.IntVar(&o.n, "n", 2000, "publishes in the throughput run")
-	flag.IntVar(&o.integrations, "integrations", 10, "integrations the publishes are spread over")
-	flag.IntVar(&o.concurrency, "concurrency", 50, "WORKER_CONCURRENCY of each worker process")
+	flag.IntVar(&o.n, "n", 2000, "publishes in each throughput run")
+	flag.IntVar(&o.concurrency, "concurrency", 50, "WORKER_CONCURRENCY of each worker process (and the bare client's)")
 	flag.IntVar(&o.procs, "procs", 1, "worker processes")
 	flag.IntVar(&o.atts, "attachments", 2, "attachments per report")
+	flag.IntVar(&o.repeat, "repeat", 1, "runs of each configuration (the spread is reported)")
 	flag.DurationVar(&o.latency, "latency", 50*time.Millisecond, "fake Confluence latency per request")
-	flag.StringVar(&o.redisURL, "redis", envOr("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis to use")
-	flag.IntVar(&o.db, "db", 7, "Redis database (flushed)")
+	flag.StringVar(&o.redisURL, "redis", "", "Redis to use (default: a private redis-server the harness starts on a free port); "+
+		"the database must be empty or written by an earlier harness run, and is flushed")
+	flag.IntVar(&o.db, "db", 7, "Redis database, with -redis")
+	flag.StringVar(&o.scenarios, "configs", "off,defaults,defaults-100", "configurations to run, in order: "+scenarioNames())
+	flag.StringVar(&o.profileDir, "profile", "", "build the worker with -tags pprof and save its CPU and alloc profiles of each run here")
+	flag.BoolVar(&o.full, "full", false, "also the gates-off figures of docs/performance.md: calls per case, 0-latency rate, asynq no-op rate, latency")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadharness:", err)
@@ -65,11 +75,60 @@ func envOr(k, def string) string {
 	return def
 }
 
+// scenario is one worker configuration the harness measures against the
+// bare client.
+type scenario struct {
+	name         string
+	what         string
+	integrations int // one per instance when instances > 1
+	instances    int
+	env          []string
+}
+
+var scenarios = []scenario{
+	{"off", "every gate off", 1, 1, []string{
+		"CONFLUENCE_RATE=0", "CONFLUENCE_MAX_INFLIGHT=0", "INTEGRATION_MAX_ACTIVE=0", "ATLASSIAN_POINTS_PER_HOUR=0"}},
+	{"defaults", "defaults, per-instance caps raised, 1 instance", 1, 1, raisedCaps},
+	{"defaults-100", "defaults, per-instance caps raised, 100 instances", 100, 100, raisedCaps},
+}
+
+// raisedCaps keeps every gate of the defaults on (rate, in-flight cap,
+// per-integration cap, hourly points budget, breaker, cooldowns) but sets
+// the per-instance and per-integration caps above what one worker can
+// reach, so they count without binding.
+var raisedCaps = []string{"CONFLUENCE_RATE=100000", "CONFLUENCE_BURST=100000", "CONFLUENCE_MAX_INFLIGHT=10000", "INTEGRATION_MAX_ACTIVE=10000"}
+
+func scenarioNames() string {
+	var names []string
+	for _, s := range scenarios {
+		names = append(names, s.name)
+	}
+	return strings.Join(names, ",")
+}
+
+func findScenarios(list string) ([]scenario, error) {
+	var out []scenario
+	for _, name := range strings.Split(list, ",") {
+		found := false
+		for _, s := range scenarios {
+			if s.name == strings.TrimSpace(name) {
+				out, found = append(out, s), true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("-configs: unknown configuration %q (want %s)", name, scenarioNames())
+		}
+	}
+	return out, nil
+}
+
 type world struct {
 	o      options
+	sc     scenario
 	rdb    *redis.Client
 	url    string
-	fake   *confluencetest.Server
+	sites  []*confluencetest.Server
+	gw     *httptest.Server
 	keys   string
 	bin    string
 	client *asynq.Client
@@ -78,38 +137,91 @@ type world struct {
 
 func run(o options) error {
 	ctx := context.Background()
-	opt, err := redis.ParseURL(o.redisURL)
+	list, err := findScenarios(o.scenarios)
 	if err != nil {
 		return err
+	}
+	if o.redisURL == "" {
+		addr, stop, err := startRedis()
+		if err != nil {
+			return err
+		}
+		defer stop()
+		o.redisURL, o.db = "redis://"+addr+"/0", 0
+	}
+	opt, err := redis.ParseURL(o.redisURL)
+	if err != nil {
+		return fmt.Errorf("-redis: %w", err)
 	}
 	opt.DB = o.db
 	opt.PoolSize = 200
 	w := &world{o: o, rdb: redis.NewClient(opt)}
 	w.url = fmt.Sprintf("redis://%s/%d", opt.Addr, o.db)
+	if err := w.checkOwned(ctx); err != nil {
+		return err
+	}
 	if err := w.flush(ctx); err != nil {
 		return fmt.Errorf("redis %s: %w", opt.Addr, err)
 	}
-	if w.bin, err = buildWorker(); err != nil {
+	if w.bin, err = buildWorker(o.profileDir != ""); err != nil {
 		return err
 	}
 	defer os.RemoveAll(filepath.Dir(w.bin))
+	defer w.closeSites()
 
-	fmt.Printf("retropub load harness: %d publishes, %d integrations, %d attachments each, %d worker process(es) × concurrency %d, fake latency %s\n\n",
-		o.n, o.integrations, o.atts, o.procs, o.concurrency, o.latency)
+	fmt.Printf("retropub load harness: %d publishes per run, %d attachments each, %d worker process(es) × concurrency %d, fake latency %s, LOG_LEVEL=%s, Redis %s\n\n",
+		o.n, o.atts, o.procs, o.concurrency, o.latency, envOr("LOAD_LOG_LEVEL", "default (info)"), opt.Addr)
+	fmt.Println("| configuration | run | publishes/s | bare client /s | ratio | worker CPU per publish | Redis commands per publish: retropub / all |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	var summary []string
+	for _, sc := range list {
+		w.sc = sc
+		var ratios, cpus, cmds []float64
+		for i := 1; i <= o.repeat; i++ {
+			tp, err := w.throughput(ctx, o.latency, o.n, fmt.Sprintf("%s-%d", sc.name, i))
+			if err != nil {
+				return fmt.Errorf("%s: %w", sc.name, err)
+			}
+			bare := bareClient(o.latency, o.n, o.concurrency, o.atts, sc.instances)
+			ratio := 100 * tp.rate / bare
+			ratios, cpus, cmds = append(ratios, ratio), append(cpus, tp.cpuMS), append(cmds, tp.ownCmds)
+			fmt.Printf("| %s | %d | %.1f | %.1f | %.1f%% | %.2f ms | %.2f / %.1f |\n", sc.what, i, tp.rate, bare, ratio, tp.cpuMS, tp.ownCmds, tp.redisCmds)
+		}
+		summary = append(summary, fmt.Sprintf("| %s | %s | %s | %s |", sc.what, spread(ratios, "%.1f%%"), spread(cpus, "%.2f ms"), spread(cmds, "%.2f")))
+	}
+	fmt.Println()
+	fmt.Println("| configuration | ratio to bare client | worker CPU per publish | retropub Redis commands per publish |")
+	fmt.Println("|---|---|---|---|")
+	for _, l := range summary {
+		fmt.Println(l)
+	}
+	if o.full {
+		w.sc = scenarios[0]
+		return w.fullFigures(ctx)
+	}
+	return nil
+}
 
-	// Calls per publish, by case, on a 0-latency fake.
+// spread prints min–max (or the one value) of a figure over the runs.
+func spread(v []float64, format string) string {
+	lo, hi := v[0], v[0]
+	for _, x := range v {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	if len(v) == 1 {
+		return fmt.Sprintf(format, lo)
+	}
+	return fmt.Sprintf(format+" – "+format, lo, hi)
+}
+
+// fullFigures are the gates-off figures of docs/performance.md's first table.
+func (w *world) fullFigures(ctx context.Context) error {
+	o := w.o
 	cases, err := w.callCounts(ctx)
 	if err != nil {
 		return err
 	}
-	// Throughput with latency.
-	tp, err := w.throughput(ctx, o.latency, o.n)
-	if err != nil {
-		return err
-	}
-	bare := bareClient(o.latency, o.n, o.concurrency, o.atts)
-	// Throughput with a 0-latency fake, and asynq's own no-op rate.
-	tp0, err := w.throughput(ctx, 0, o.n)
+	tp0, err := w.throughput(ctx, 0, o.n, "off-0latency")
 	if err != nil {
 		return err
 	}
@@ -117,80 +229,160 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-
+	tp, err := w.throughput(ctx, o.latency, o.n, "")
+	if err != nil {
+		return err
+	}
+	fmt.Println()
 	fmt.Println("| case | Confluence calls per publish | est. points |")
 	fmt.Println("|---|---|---|")
 	for _, c := range cases {
 		fmt.Printf("| %s | %.2f | %.2f |\n", c.name, c.calls, c.points)
 	}
 	fmt.Println()
-	fmt.Println("| figure | value |")
+	fmt.Println("| figure (every gate off) | value |")
 	fmt.Println("|---|---|")
-	fmt.Printf("| publishes/s, fake latency %s | %.1f |\n", o.latency, tp.rate)
-	fmt.Printf("| bare Go client, same calls and concurrency | %.1f /s |\n", bare)
-	fmt.Printf("| ratio to bare client | %.1f%% |\n", 100*tp.rate/bare)
-	fmt.Printf("| ideal (concurrency / (calls × latency)) | %.1f /s |\n", float64(o.concurrency*o.procs)/(2*o.latency.Seconds()))
-	fmt.Printf("| worker CPU per publish | %.2f ms |\n", tp.cpuMS)
 	fmt.Printf("| worker peak RSS | %.1f MiB |\n", tp.rssMiB)
-	fmt.Printf("| enqueue→done p50 / p99 at half that rate | %s / %s |\n", tp.p50.Round(time.Millisecond), tp.p99.Round(time.Millisecond))
+	fmt.Printf("| enqueue→done p50 / p99 at half the measured rate | %s / %s |\n", tp.p50.Round(time.Millisecond), tp.p99.Round(time.Millisecond))
 	fmt.Printf("| publishes/s, 0-latency fake | %.1f |\n", tp0.rate)
-	fmt.Printf("| worker CPU per publish, 0-latency | %.2f ms |\n", tp0.cpuMS)
 	fmt.Printf("| asynq no-op tasks/s, same Redis, concurrency %d | %.1f |\n", o.concurrency, noop)
 	fmt.Printf("| ratio to asynq no-op | %.1f%% |\n", 100*tp0.rate/noop)
 	fmt.Printf("| CPU per publish, 0-latency: worker / fake+harness / redis-server | %.2f / %.2f / %.2f ms |\n", tp0.cpuMS, tp0.harnessMS, tp0.redisMS)
-	fmt.Printf("| Redis commands per publish (incl. asynq and harness polling) | %.1f |\n", tp0.redisCmds)
 	fmt.Printf("| Redis memory per published report's mapping (MEMORY USAGE) | %d bytes |\n", tp.mappingBytes)
 	return nil
 }
 
-func buildWorker() (string, error) {
+// ownerKey marks a database as the harness's own: it flushes only an
+// empty database or one carrying this key.
+const ownerKey = "retropub:loadharness:owner"
+
+func (w *world) checkOwned(ctx context.Context) error {
+	n, err := w.rdb.DBSize(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if ok, err := w.rdb.Exists(ctx, ownerKey).Result(); err != nil || ok == 0 {
+		return fmt.Errorf("-redis %s db %d holds %d keys the harness did not write; refusing to flush it (leave -redis out for a private redis-server)", w.url, w.o.db, n)
+	}
+	return nil
+}
+
+// startRedis runs a private redis-server on a free loopback port.
+func startRedis() (addr string, stop func(), err error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr = l.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	l.Close()
+	cmd := exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start redis-server (install it, or pass -redis): %w", err)
+	}
+	stop = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	for i := 0; ; i++ {
+		if c.Ping(context.Background()).Err() == nil {
+			return addr, stop, nil
+		}
+		if i == 100 {
+			stop()
+			return "", nil, fmt.Errorf("redis-server on %s did not answer", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func buildWorker(profiling bool) (string, error) {
 	dir, err := os.MkdirTemp("", "retropub-load-")
 	if err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "worker")
-	cmd := exec.Command("go", "build", "-o", bin, "retropub/cmd/worker")
+	args := []string{"build", "-o", bin}
+	if profiling {
+		args = append(args, "-tags", "pprof")
+	}
+	cmd := exec.Command("go", append(args, "retropub/cmd/worker")...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	return bin, cmd.Run()
 }
 
-// setup gives the world a fresh fake, key and integrations.
+// setup gives the world fresh fake sites behind one gateway, a key and
+// integrations (one per site when the scenario has several instances).
 func (w *world) setup(ctx context.Context, latency time.Duration) error {
 	if err := w.flush(ctx); err != nil {
 		return err
 	}
-	if w.fake != nil {
-		w.fake.Close()
+	w.closeSites()
+	for i := 0; i < w.sc.instances; i++ {
+		s := confluencetest.New(confluencetest.Options{CloudID: fmt.Sprintf("00000000-0000-0000-0000-%012d", i)})
+		s.AddSpace("ENG", "Engineering")
+		s.AddAccessToken("load-token")
+		w.sites = append(w.sites, s)
 	}
-	w.fake = confluencetest.New(confluencetest.Options{})
-	w.fake.Start()
-	w.fake.AddSpace("ENG", "Engineering")
-	w.fake.AddAccessToken("load-token")
+	w.gw = httptest.NewServer(confluencetest.Router(w.sites...))
 	kid, key := credstore.GenerateKey()
 	w.keys = kid + ":" + key
 	keys, _ := credstore.ParseKeys(w.keys)
 	store := credstore.New(w.rdb, keys)
-	for i := 0; i < w.o.integrations; i++ {
-		err := store.Put(ctx, &credstore.Record{ID: fmt.Sprintf("load-%d", i), Flavor: "cloud", CloudID: w.fake.CloudID(),
+	for i := 0; i < w.sc.integrations; i++ {
+		err := store.Put(ctx, &credstore.Record{ID: fmt.Sprintf("load-%d", i), Flavor: "cloud", CloudID: w.site(i).CloudID(),
 			Auth: credstore.Auth{Kind: "oauth2", AccessToken: "load-token", ExpiresAt: time.Now().Add(24 * time.Hour)}})
 		if err != nil {
 			return err
 		}
 	}
 	// Warm the parents so the run measures report pages, as in steady state.
-	for i := 0; i < w.o.integrations; i++ {
+	for i := 0; i < w.sc.integrations; i++ {
 		if _, err := w.enqueue(ctx, payload(i, fmt.Sprintf("warm-%d", i), 1, w.o.atts, "")); err != nil {
 			return err
 		}
 	}
-	w.fake.SetLatency(latency)
+	for _, s := range w.sites {
+		s.SetLatency(latency)
+	}
 	return nil
+}
+
+// site is the fake site of integration i.
+func (w *world) site(integration int) *confluencetest.Server {
+	return w.sites[integration%len(w.sites)]
+}
+
+func (w *world) closeSites() {
+	if w.gw != nil {
+		w.gw.Close()
+	}
+	for _, s := range w.sites {
+		s.Close()
+	}
+	w.sites, w.gw = nil, nil
+}
+
+func (w *world) requests() []confluencetest.Request {
+	var out []confluencetest.Request
+	for _, s := range w.sites {
+		out = append(out, s.Requests()...)
+	}
+	return out
+}
+
+func (w *world) resetRequests() {
+	for _, s := range w.sites {
+		s.ResetRequests()
+	}
 }
 
 // waitWarm waits for the parent-creating publishes of setup.
 func (w *world) waitWarm() error {
 	warm := map[string]time.Time{}
-	for i := 0; i < w.o.integrations; i++ {
+	for i := 0; i < w.sc.integrations; i++ {
 		warm[payload(i, fmt.Sprintf("warm-%d", i), 1, 0, "").TaskID()] = time.Now()
 	}
 	_, err := w.waitAll(warm, 2*time.Minute)
@@ -198,27 +390,39 @@ func (w *world) waitWarm() error {
 }
 
 type worker struct {
-	cmd  *exec.Cmd
-	done chan struct{}
+	cmd       *exec.Cmd
+	done      chan struct{}
+	pprofAddr string // with -profile
 }
 
 func (w *world) startWorkers() []*worker {
 	var ws []*worker
 	for i := 0; i < w.o.procs; i++ {
 		cmd := exec.Command(w.bin)
-		cmd.Env = []string{
-			"REDIS_URL=" + w.url, "CREDSTORE_KEYS=" + w.keys, "ATLASSIAN_API_URL=" + w.fake.URL(),
+		cmd.Env = append([]string{
+			"REDIS_URL=" + w.url, "CREDSTORE_KEYS=" + w.keys, "ATLASSIAN_API_URL=" + w.gw.URL,
 			"CONFLUENCE_ALLOW_CIDRS=127.0.0.1/32,::1/128", "HTTP_ADDR=127.0.0.1:0",
-			"WORKER_CONCURRENCY=" + strconv.Itoa(w.o.concurrency), "LOG_LEVEL=" + envOr("LOAD_LOG_LEVEL", "error"),
-			"CONFLUENCE_RATE=0", "CONFLUENCE_MAX_INFLIGHT=0", "INTEGRATION_MAX_ACTIVE=0", "ATLASSIAN_POINTS_PER_HOUR=0",
-			"WORKER_POLL_INTERVAL=20ms",
+			"WORKER_CONCURRENCY=" + strconv.Itoa(w.o.concurrency), "WORKER_POLL_INTERVAL=20ms",
+		}, w.sc.env...)
+		if lvl := os.Getenv("LOAD_LOG_LEVEL"); lvl != "" {
+			cmd.Env = append(cmd.Env, "LOG_LEVEL="+lvl)
 		}
-		cmd.Stderr = os.Stderr
+		wk := &worker{cmd: cmd, done: make(chan struct{})}
+		if w.o.profileDir != "" {
+			wk.pprofAddr = freeAddr()
+			cmd.Env = append(cmd.Env, "PPROF_ADDR="+wk.pprofAddr)
+		}
+		// The logs go to a file, formatted and written as in production,
+		// kept next to the worker binary for a look after a failed run.
+		logf, err := os.OpenFile(filepath.Join(filepath.Dir(w.bin), fmt.Sprintf("worker-%d.log", i)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			panic(err)
+		}
+		cmd.Stderr = logf
 		if err := cmd.Start(); err != nil {
 			panic(err)
 		}
-		wk := &worker{cmd: cmd, done: make(chan struct{})}
-		go func() { _ = cmd.Wait(); close(wk.done) }()
+		go func() { _ = cmd.Wait(); logf.Close(); close(wk.done) }()
 		ws = append(ws, wk)
 	}
 	return ws
@@ -348,11 +552,13 @@ func (w *world) completedOf(ids map[string]time.Time) int {
 // (its attachment upload) was answered: the publish is done just after.
 func (w *world) finishTimes() map[string]time.Time {
 	titleByPage := map[string]string{}
-	for _, p := range w.fake.Pages("ENG") {
-		titleByPage[p.ID] = strings.TrimPrefix(p.Title, "Load ")
+	for _, s := range w.sites {
+		for _, p := range s.Pages("ENG") {
+			titleByPage[p.ID] = strings.TrimPrefix(p.Title, "Load ")
+		}
 	}
 	out := map[string]time.Time{}
-	for _, r := range w.fake.Requests() {
+	for _, r := range w.requests() {
 		parts := strings.Split(r.Path, "/")
 		for i, part := range parts {
 			if part == "content" && i+1 < len(parts) {
@@ -373,7 +579,9 @@ type throughputResult struct {
 	// polling) and redis-server; and Redis commands (ours, asynq's and the
 	// harness's polling).
 	harnessMS, redisMS, redisCmds float64
-	mappingBytes                  int64 // MEMORY USAGE of one report's mapping
+	// ownCmds: commands per publish naming a retropub key (MONITOR pass).
+	ownCmds      float64
+	mappingBytes int64 // MEMORY USAGE of one report's mapping
 }
 
 // redisStats reads redis-server's CPU ms and commands processed so far.
@@ -405,7 +613,7 @@ func (w *world) mappingBytes(ctx context.Context) int64 {
 	return n
 }
 
-func (w *world) throughput(ctx context.Context, latency time.Duration, n int) (throughputResult, error) {
+func (w *world) throughput(ctx context.Context, latency time.Duration, n int, label string) (throughputResult, error) {
 	var r throughputResult
 	if err := w.setup(ctx, latency); err != nil {
 		return r, err
@@ -423,7 +631,7 @@ func (w *world) throughput(ctx context.Context, latency time.Duration, n int) (t
 	}
 	ids := make(map[string]time.Time, n)
 	for i := 0; i < n; i++ {
-		id, err := w.enqueue(ctx, payload(i%w.o.integrations, fmt.Sprintf("r%d", i), 1, w.o.atts, ""))
+		id, err := w.enqueue(ctx, payload(i%w.sc.integrations, fmt.Sprintf("r%d", i), 1, w.o.atts, ""))
 		if err != nil {
 			stopWorkers(ws)
 			return r, err
@@ -434,6 +642,7 @@ func (w *world) throughput(ctx context.Context, latency time.Duration, n int) (t
 	hu0, hs0 := procCPU(os.Getpid())
 	rcpu0, rcmd0 := w.redisStats(ctx)
 	start := time.Now()
+	profiled := w.profile(ws, latency, n, label)
 	if err := w.insp.UnpauseQueue("default"); err != nil {
 		stopWorkers(ws)
 		return r, err
@@ -455,9 +664,139 @@ func (w *world) throughput(ctx context.Context, latency time.Duration, n int) (t
 	rcpu, rcmd := w.redisStats(ctx)
 	r.harnessMS, r.redisMS, r.redisCmds = (hu+hs-hu0-hs0)/float64(n), (rcpu-rcpu0)/float64(n), (rcmd-rcmd0)/float64(n)
 	r.mappingBytes = w.mappingBytes(ctx)
-	r.p50, r.p99, err = w.latency(ctx, r.rate/2, n/4)
+	<-profiled
+	if r.ownCmds, err = w.countOwnCommands(ctx, max(n/10, 100)); err != nil {
+		stopWorkers(ws)
+		return r, err
+	}
+	if w.o.full && latency > 0 {
+		r.p50, r.p99, err = w.latency(ctx, r.rate/2, n/4)
+	}
 	_, r.rssMiB = stopWorkers(ws)
 	return r, err
+}
+
+// profile fetches the first worker's CPU and alloc profiles over most of
+// the run (its length estimated from the ideal rate) into -profile.
+func (w *world) profile(ws []*worker, latency time.Duration, n int, label string) <-chan struct{} {
+	done := make(chan struct{})
+	if w.o.profileDir == "" || label == "" {
+		close(done)
+		return done
+	}
+	ideal := float64(w.o.concurrency*w.o.procs) / (2 * max(latency, time.Millisecond).Seconds())
+	secs := max(int(0.7*float64(n)/ideal), 1)
+	var wg sync.WaitGroup
+	for _, kind := range []string{"profile", "allocs"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			url := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", ws[0].pprofAddr, kind, secs)
+			name := filepath.Join(w.o.profileDir, label+"-"+map[string]string{"profile": "cpu", "allocs": "allocs"}[kind]+".pprof")
+			if err := fetchTo(url, name); err != nil {
+				fmt.Fprintln(os.Stderr, "loadharness: profile:", err)
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(done) }()
+	return done
+}
+
+func fetchTo(url, name string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// countOwnCommands publishes m more reports with MONITOR on and counts the
+// commands that name a retropub key (scripts count once, their inner calls
+// not at all): Redis commands per publish beyond asynq's own. MONITOR
+// slows Redis, so this pass is separate from the timed one.
+func (w *world) countOwnCommands(ctx context.Context, m int) (float64, error) {
+	opt := w.rdb.Options()
+	conn, err := net.Dial("tcp", opt.Addr)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "MONITOR\r\n"); err != nil {
+		return 0, err
+	}
+	rd := bufio.NewReader(conn)
+	if line, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+		return 0, fmt.Errorf("MONITOR: %q %v", line, err)
+	}
+	var own atomic.Int64
+	// LOAD_MONITOR_DUMP=file keeps the counted commands for a look.
+	var dump *os.File
+	if name := os.Getenv("LOAD_MONITOR_DUMP"); name != "" {
+		if dump, err = os.Create(name); err != nil {
+			return 0, err
+		}
+		defer dump.Close()
+	}
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				return
+			}
+			// +1733450000.123456 [7 127.0.0.1:5555] "evalsha" "…" "6" "retropub:gate:…"
+			_, rest, ok := strings.Cut(line, "]")
+			if !ok || strings.Contains(line[:len(line)-len(rest)], "lua") {
+				continue
+			}
+			if strings.Contains(rest, `"retropub:`) && !strings.Contains(rest, ownerKey) {
+				own.Add(1)
+				if dump != nil {
+					fmt.Fprint(dump, rest)
+				}
+			}
+		}
+	}()
+	ids := map[string]time.Time{}
+	for i := 0; i < m; i++ {
+		id, err := w.enqueue(ctx, payload(i%w.sc.integrations, fmt.Sprintf("m%d", i), 1, w.o.atts, ""))
+		if err != nil {
+			return 0, err
+		}
+		ids[id] = time.Now()
+	}
+	if _, err := w.waitAll(ids, 10*time.Minute); err != nil {
+		return 0, err
+	}
+	time.Sleep(300 * time.Millisecond) // the last reports and lease returns
+	conn.Close()
+	<-readDone
+	return float64(own.Load()) / float64(m), nil
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 func workersCPU(ws []*worker) float64 {
@@ -472,7 +811,7 @@ func workersCPU(ws []*worker) float64 {
 // latency enqueues n publishes at a steady rate (open loop) and reads the
 // time from each enqueue to its last Confluence request.
 func (w *world) latency(ctx context.Context, rate float64, n int) (p50, p99 time.Duration, err error) {
-	w.fake.ResetRequests()
+	w.resetRequests()
 	ids := map[string]time.Time{}
 	enqueuedAt := map[string]time.Time{}
 	tick := time.Duration(float64(time.Second) / max(rate, 1))
@@ -480,7 +819,7 @@ func (w *world) latency(ctx context.Context, rate float64, n int) (p50, p99 time
 	for i := 0; i < n; i++ {
 		time.Sleep(time.Until(start.Add(time.Duration(i) * tick)))
 		rid := fmt.Sprintf("lat%d", i)
-		id, err := w.enqueue(ctx, payload(i%w.o.integrations, rid, 1, w.o.atts, ""))
+		id, err := w.enqueue(ctx, payload(i%w.sc.integrations, rid, 1, w.o.atts, ""))
 		if err != nil {
 			return 0, 0, err
 		}
@@ -520,7 +859,7 @@ func (w *world) callCounts(ctx context.Context) ([]callCase, error) {
 	}
 	const k = 10
 	step := func(name string, rev int64, mutate func(p *jobs.PublishPayload)) (callCase, error) {
-		w.fake.ResetRequests()
+		w.resetRequests()
 		ids := map[string]time.Time{}
 		for i := 0; i < k; i++ {
 			p := payload(0, fmt.Sprintf("count-%d", i), rev, w.o.atts, "")
@@ -535,7 +874,7 @@ func (w *world) callCounts(ctx context.Context) ([]callCase, error) {
 			return callCase{}, err
 		}
 		c := callCase{name: name}
-		for _, r := range w.fake.Requests() {
+		for _, r := range w.requests() {
 			c.calls++
 			c.points++
 			if r.Method == "GET" {
@@ -573,6 +912,9 @@ func (w *world) callCounts(ctx context.Context) ([]callCase, error) {
 // remembers which queues it registered and would not register them again.
 func (w *world) flush(ctx context.Context) error {
 	if err := w.rdb.FlushDB(ctx).Err(); err != nil {
+		return err
+	}
+	if err := w.rdb.Set(ctx, ownerKey, "the retropub load harness flushes this database", 0).Err(); err != nil {
 		return err
 	}
 	w.client = asynq.NewClientFromRedisClient(w.rdb)
@@ -622,14 +964,20 @@ func (quiet) Fatal(...any) {}
 // bareClient makes the ideal calls of a first publish under a known parent
 // (POST page, one multipart POST with every attachment) at the same
 // concurrency against a fresh fake with the same latency.
-func bareClient(latency time.Duration, n, concurrency, atts int) float64 {
-	fake := confluencetest.New(confluencetest.Options{})
-	fake.Start()
-	defer fake.Close()
-	spaceID, home := fake.AddSpace("ENG", "Engineering")
-	fake.AddAccessToken("bare")
-	fake.SetLatency(latency)
-	base := fake.URL() + "/ex/confluence/" + fake.CloudID() + "/wiki"
+func bareClient(latency time.Duration, n, concurrency, atts, instances int) float64 {
+	type site struct{ base, spaceID, home string }
+	var sites []site
+	var fakes []*confluencetest.Server
+	for i := 0; i < instances; i++ {
+		fake := confluencetest.New(confluencetest.Options{CloudID: fmt.Sprintf("00000000-0000-0000-0000-%012d", i)})
+		spaceID, home := fake.AddSpace("ENG", "Engineering")
+		fake.AddAccessToken("bare")
+		fake.SetLatency(latency)
+		fakes = append(fakes, fake)
+		sites = append(sites, site{spaceID: spaceID, home: home, base: "/ex/confluence/" + fake.CloudID() + "/wiki"})
+	}
+	gw := httptest.NewServer(confluencetest.Router(fakes...))
+	defer gw.Close()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = concurrency
 	hc := &http.Client{Transport: tr}
@@ -641,7 +989,9 @@ func bareClient(latency time.Duration, n, concurrency, atts int) float64 {
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-				body, _ := json.Marshal(map[string]any{"spaceId": spaceID, "status": "current", "title": fmt.Sprintf("bare %d", i), "parentId": home,
+				st := sites[int(i)%len(sites)]
+				base := gw.URL + st.base
+				body, _ := json.Marshal(map[string]any{"spaceId": st.spaceID, "status": "current", "title": fmt.Sprintf("bare %d", i), "parentId": st.home,
 					"body": map[string]string{"representation": "storage", "value": "<p>bare</p>"}})
 				var page struct{ ID string }
 				if err := call(hc, "POST", base+"/api/v2/pages", "application/json", bytes.NewReader(body), &page); err != nil {
