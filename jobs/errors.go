@@ -115,9 +115,10 @@ func classify(integration string, err error) error {
 		ce *confluence.Error
 		rr *credstore.ReauthRequiredError
 		te *credstore.TokenEndpointError
+		be *BlockedError
 	)
 	switch {
-	case errors.As(err, &pe), errors.As(err, &re), errors.As(err, &de):
+	case errors.As(err, &pe), errors.As(err, &re), errors.As(err, &de), errors.As(err, &be):
 		return err
 	case errors.As(err, &rr):
 		return &ReauthError{Integration: integration, Reason: rr.Reason}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
 
 	"retropub/outcomes"
 )
@@ -54,6 +55,9 @@ func (r *publishRun) saveRecordAndRelease(ctx context.Context) error {
 	}
 	r.h.Outcomes.Recorded(o, res)
 	r.lock, r.recorded = nil, true
+	if err := r.h.Outcomes.Flush(ctx, o.IntegrationID); err != nil {
+		r.log.Warn("outcome left in the outbox for the relay", zap.Error(err))
+	}
 	return nil
 }
 
@@ -90,6 +94,10 @@ func parkClass(ctx context.Context, err error) (class string, final bool) {
 	var re *ReauthError
 	if errors.As(err, &re) {
 		return outcomes.ClassNeedsReauth, true
+	}
+	var be *BlockedError
+	if errors.As(err, &be) {
+		return outcomes.ClassBlocked, true
 	}
 	if errors.Is(err, asynq.SkipRetry) {
 		return outcomes.ClassPermanent, true
