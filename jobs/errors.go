@@ -26,6 +26,9 @@ func permanent(err error) error { return &PermanentError{Err: err} }
 type ReauthError struct {
 	Integration string
 	Reason      string
+	// Marked is true when the integration's record already says so:
+	// nothing to mark again (its since time stays the first failure's).
+	Marked bool
 }
 
 // reauthMarker is in every ReauthError message, for people and log searches.
