@@ -136,7 +136,7 @@ func (h *Publisher) publish(ctx context.Context, taskID string, payload []byte) 
 	err = h.capDeferrals(ctx, r.taskID, classify(p.IntegrationID, asBlocked(p, r.run(ctx))))
 	h.trackBlocked(ctx, log, p, r.res.Outcome, err)
 	var re *ReauthError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) && !re.Marked {
 		h.markReauth(ctx, log, p.IntegrationID, re.Reason)
 	}
 	if rerr := h.recordEnd(ctx, r, payload, err); rerr != nil {
@@ -210,7 +210,7 @@ func (r *publishRun) run(ctx context.Context) (err error) {
 		{"resolve_space", r.resolveSpace},
 		{"ensure_parent", r.ensureParent},
 		{"write_page", r.writePage},
-		{"upload_attachments", r.uploadAttachments},
+		{"upload_attachments", r.uploadOrRecreate},
 		{"save", r.save},
 	}
 	defer func() {
@@ -319,7 +319,7 @@ func (r *publishRun) loadIntegration(ctx context.Context) error {
 		return err
 	}
 	if rec.Status.NeedsReauth {
-		return &ReauthError{Integration: rec.ID, Reason: rec.Status.Reason}
+		return &ReauthError{Integration: rec.ID, Reason: rec.Status.Reason, Marked: true}
 	}
 	r.rec = rec
 	cf, err := r.h.Connect(ctx, rec)
@@ -385,7 +385,8 @@ func (r *publishRun) ensureParentOnce(ctx context.Context) error {
 		r.parentID = id
 		return r.h.Redis.Set(ctx, ckey, id, cacheTTL).Err()
 	}
-	if pg, err := findPageByTitle(ctx, r.cf, r.space.ID, title); err == nil {
+	pg, use, err := r.findParent(ctx, title)
+	if err == nil {
 		if r.p.Target.RootPageID != "" && pg.ParentID != r.p.Target.RootPageID {
 			r.log.Info("parent page found outside root_page_id; using it", zap.String("parent_id", pg.ID))
 		}
@@ -405,13 +406,13 @@ func (r *publishRun) ensureParentOnce(ctx context.Context) error {
 		r.parentID = id
 		return nil
 	}
-	pg, err := r.cf.CreatePage(ctx, confluence.NewPage{
-		SpaceID: r.space.ID, ParentID: r.p.Target.RootPageID, Title: title,
+	pg, err = r.cf.CreatePage(ctx, confluence.NewPage{
+		SpaceID: r.space.ID, ParentID: r.p.Target.RootPageID, Title: use,
 		Body: "<p>Reports published by retropub.</p>",
 	})
 	if errors.Is(err, confluence.ErrTitleExists) {
 		// Created meanwhile, or held under another case: find it again.
-		pg, err = findPageByTitle(ctx, r.cf, r.space.ID, title)
+		pg, err = findPageByTitle(ctx, r.cf, r.space.ID, use)
 	}
 	if err != nil {
 		return err
