@@ -3,10 +3,7 @@ package confluence
 import (
 	"bufio"
 	"bytes"
-<<<<<<< HEAD
 	"compress/gzip"
-=======
->>>>>>> main
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
