@@ -3,12 +3,9 @@ package jobs
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
-
-	"github.com/hibiken/asynq"
 
 	"retropub/outcomes"
 )
@@ -87,18 +84,11 @@ func (h *Publisher) recordEnd(ctx context.Context, r *publishRun, payload []byte
 // parkClass tells whether err ends the task for good, and why: those
 // publishes need a person and are parked (asynq's archive would drop them).
 func parkClass(ctx context.Context, err error) (class string, final bool) {
-	var re *ReauthError
-	if errors.As(err, &re) {
+	c := classification(err)
+	if c.Class == NeedsReauth {
 		return outcomes.ClassNeedsReauth, true
 	}
-	if errors.Is(err, asynq.SkipRetry) {
-		return outcomes.ClassPermanent, true
-	}
-	n, _ := asynq.GetRetryCount(ctx)
-	if max, ok := asynq.GetMaxRetry(ctx); ok && IsFailure(err) && n >= max {
-		return outcomes.ClassPermanent, true
-	}
-	return "", false
+	return outcomes.ClassPermanent, c.ends(ctx)
 }
 
 // recordInvalid writes report.invalid for a payload that cannot be

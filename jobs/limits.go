@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
-	"retropub/confluence"
 	"retropub/internal/rediskeys"
 )
 
@@ -117,14 +115,6 @@ func (r *publishRun) releaseSlot(ctx context.Context) {
 	}
 }
 
-// countedDeferral is a deferral that counts against the task's caps: one
-// that Confluence or its gate imposed (429, cooldown, breaker, budget), as
-// opposed to waiting for a lock or a fair share, which always progress.
-func countedDeferral(err error) bool {
-	var c interface{ CountsAsDeferral() bool }
-	return errors.Is(err, confluence.ErrRateLimited) || (errors.As(err, &c) && c.CountsAsDeferral())
-}
-
 // deferralCountScript counts a task's deferrals and remembers the first.
 // KEYS: counter hash. ARGV: now (unix ms), ttl ms. Returns {count, first ms}.
 var deferralCountScript = redis.NewScript(`
@@ -135,7 +125,7 @@ return {n, tonumber(redis.call('HGET', KEYS[1], 'first'))}`)
 
 // capDeferrals archives a task deferred too often or for too long.
 func (h *Publisher) capDeferrals(ctx context.Context, taskID string, err error) error {
-	if err == nil || !countedDeferral(err) {
+	if err == nil || !classification(err).Counted {
 		return err
 	}
 	maxN, maxFor := h.Limits.MaxDeferrals, h.Limits.MaxDeferredFor
@@ -153,7 +143,7 @@ func (h *Publisher) capDeferrals(ctx context.Context, taskID string, err error) 
 	}
 	waited := now.Sub(time.UnixMilli(res[1]))
 	if res[0] > int64(maxN) || waited > maxFor {
-		return permanent(fmt.Errorf("gave up after %d deferrals over %s (Confluence kept refusing): %w", res[0], waited.Round(time.Second), err))
+		return classify("", permanent(fmt.Errorf("gave up after %d deferrals over %s (Confluence kept refusing): %w", res[0], waited.Round(time.Second), err)))
 	}
 	return err
 }
