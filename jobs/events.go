@@ -43,14 +43,12 @@ func (r *publishRun) saveRecordAndRelease(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	keys := append([]string{r.key, r.lock.Key}, okeys...)
-	args := append([]any{r.p.Report.Revision, r.taskID, mappingTTL.Milliseconds()}, oargs...)
-	res, err := saveRecordAndReleaseScript.Run(ctx, r.h.Redis, keys, args...).Result()
+	res, err := r.store.saveRevisionAndRelease(ctx, r.p.Report.Revision, okeys, oargs)
 	if err != nil {
 		return fmt.Errorf("save revision and outcome: %w", err)
 	}
 	r.h.Outcomes.Recorded(o, res)
-	r.lock, r.recorded = nil, true
+	r.recorded = true
 	return nil
 }
 

@@ -59,15 +59,15 @@ return 1`)
 // task is listed; whoever frees a slot wakes the oldest (releaseSlot), so
 // the backfill keeps its share busy instead of polling. The deferral's own
 // delay is only the fallback for a missed wake-up.
-func (r *publishRun) takeSlot(ctx context.Context) error {
+func (r *publishRun) takeSlot(ctx context.Context) (bool, error) {
 	max := r.h.Limits.MaxActive
 	if max <= 0 {
-		r.res.Steps["fair_share"] = skipped
-		return nil
+		r.res.Steps[string(stepFairShare)] = skipped
+		return false, nil
 	}
 	ok, err := takeSlotScript.Run(ctx, r.h.Redis, []string{activeKey(r.p.IntegrationID)}, max, r.taskID, lockTTL.Milliseconds()).Int()
 	if err != nil {
-		return fmt.Errorf("take integration slot: %w", err)
+		return false, fmt.Errorf("take integration slot: %w", err)
 	}
 	if ok == 0 {
 		// The list expires a day after its last waiter joined, so an
@@ -77,15 +77,14 @@ func (r *publishRun) takeSlot(ctx context.Context) error {
 		pipe.ZAddNX(ctx, waitingKey(r.p.IntegrationID), redis.Z{Score: float64(time.Now().UnixMilli()), Member: r.taskID})
 		pipe.Expire(ctx, waitingKey(r.p.IntegrationID), 24*time.Hour)
 		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf("list task as waiting: %w", err)
+			return false, fmt.Errorf("list task as waiting: %w", err)
 		}
-		return &DeferredError{
+		return false, &DeferredError{
 			Reason: fmt.Sprintf("integration %s already has %d tasks running", r.p.IntegrationID, max),
 			Delay:  10*time.Second + rand.N(20*time.Second),
 		}
 	}
-	r.slot = true
-	return r.h.Redis.ZRem(ctx, waitingKey(r.p.IntegrationID), r.taskID).Err()
+	return true, r.h.Redis.ZRem(ctx, waitingKey(r.p.IntegrationID), r.taskID).Err()
 }
 
 // releaseSlot frees the slot and wakes the integration's oldest waiting
