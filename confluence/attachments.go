@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Attachment is a file on a page (v1 content of type attachment).
@@ -130,6 +131,10 @@ func (c *Client) upload(ctx context.Context, path string, files []Upload) ([]Att
 	return atts, err
 }
 
+// copyBuffers saves io.Copy's 32 KiB allocation per file (the largest
+// single allocation of a publish in the worker's profile).
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 func writeMultipart(mw *multipart.Writer, files []Upload) error {
 	for _, f := range files {
 		h := make(textproto.MIMEHeader)
@@ -148,7 +153,9 @@ func writeMultipart(mw *multipart.Writer, files []Upload) error {
 			return &SourceError{Filename: f.Filename, Err: err}
 		}
 		// Read errors are the source's; write errors mean the request died.
-		_, err = io.Copy(part, sourceReader{rc, f.Filename})
+		buf := copyBuffers.Get().(*[]byte)
+		_, err = io.CopyBuffer(part, sourceReader{rc, f.Filename}, *buf)
+		copyBuffers.Put(buf)
 		rc.Close()
 		if err != nil {
 			return err

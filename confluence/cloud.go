@@ -66,14 +66,21 @@ func (c *cloud) listSpaces(ctx context.Context, max int) (spaces []Space, more b
 	}
 }
 
+// titleHolders are the statuses whose pages hold a title: an archived page
+// keeps its title, so a look-up that asks only for current pages misses
+// the page a create is then refused for (confluence-api.md §1.10). The
+// look-ups find archived holders too, and the caller uses what they find
+// (Page.Status says "archived").
+var titleHolders = []string{"current", "archived"}
+
 func (c *cloud) pageByTitle(ctx context.Context, spaceID, title string, withBody bool) (*Page, error) {
-	q := url.Values{"space-id": {spaceID}, "title": {title}, "status": {"current"}, "limit": {"5"}}
+	q := url.Values{"space-id": {spaceID}, "title": {title}, "status": titleHolders, "limit": {"5"}}
 	want := strings.TrimSpace(title)
 	return c.findPage(ctx, q, withBody, false, func(p *Page) bool { return strings.TrimSpace(p.Title) == want })
 }
 
 func (c *cloud) pageByTitleFold(ctx context.Context, spaceID, title string) (*Page, error) {
-	q := url.Values{"space-id": {spaceID}, "status": {"current"}, "limit": {"250"}}
+	q := url.Values{"space-id": {spaceID}, "status": titleHolders, "limit": {"250"}}
 	want := strings.TrimSpace(title)
 	return c.findPage(ctx, q, false, true, func(p *Page) bool { return strings.EqualFold(strings.TrimSpace(p.Title), want) })
 }

@@ -174,7 +174,7 @@ func (c *dataCenter) homepage(ctx context.Context, key string) (string, error) {
 }
 
 func (c *dataCenter) pageByTitle(ctx context.Context, spaceKey, title string, withBody bool) (*Page, error) {
-	q := url.Values{"type": {"page"}, "spaceKey": {spaceKey}, "title": {title}, "status": {"current"},
+	q := url.Values{"type": {"page"}, "spaceKey": {spaceKey}, "title": {title}, "status": {strings.Join(titleHolders, ",")},
 		"expand": {expand(withBody)}, "limit": {"5"}}
 	var out v1List
 	if err := c.do(ctx, request{method: "GET", path: v1Content, query: q}, &out); err != nil {
@@ -189,7 +189,7 @@ func (c *dataCenter) pageByTitle(ctx context.Context, spaceKey, title string, wi
 }
 
 func (c *dataCenter) pageByTitleFold(ctx context.Context, spaceKey, title string) (*Page, error) {
-	q := url.Values{"type": {"page"}, "spaceKey": {spaceKey}, "status": {"current"},
+	q := url.Values{"type": {"page"}, "spaceKey": {spaceKey}, "status": {strings.Join(titleHolders, ",")},
 		"expand": {v1Expand}, "limit": {strconv.Itoa(v1PageSize)}}
 	want := strings.TrimSpace(title)
 	for start := 0; ; {

@@ -104,6 +104,9 @@ func (t *Tokens) fetchClientToken(ctx context.Context, rec *Record, hc *http.Cli
 	fail := func(status int, reason string, err error) (Auth, error) {
 		return Auth{}, &TokenEndpointError{Integration: rec.ID, Endpoint: endpoint, Status: status, Reason: reason, Err: err}
 	}
+	if hc == nil {
+		return fail(0, "no HTTP client with the egress policy was given for this endpoint (TokenSource.WithHTTPClient)", nil)
+	}
 
 	// Its own deadline, not the task's: an answer on its way is not
 	// abandoned because the task that asked ended.

@@ -123,6 +123,9 @@ type sealed struct {
 	KID   string `json:"kid"`
 	Nonce []byte `json:"nonce"` // base64 in JSON
 	CT    []byte `json:"ct"`
+	// AD is the version of the associated data it was sealed with
+	// (associatedData); absent in records sealed before versions existed.
+	AD int `json:"ad,omitempty"`
 }
 
 // ErrCannotDecrypt means a record's ciphertext failed authentication: the

@@ -187,7 +187,15 @@ func NewTokens(store *Store, cfg OAuthConfig) *Tokens {
 // A service account's source (kind oauth2_client) fetches its tokens with
 // the client credentials instead of a refresh token (clientcreds.go).
 func (t *Tokens) Source(rec *Record) *TokenSource {
-	return &TokenSource{t: t, id: rec.ID, cur: rec.Auth, hc: t.cfg.httpClient()}
+	s := &TokenSource{t: t, id: rec.ID, cur: rec.Auth}
+	if rec.Flavor != FlavorServer {
+		// The OAuth app's client may be trusted past the egress checks;
+		// it only ever reaches ATLASSIAN_AUTH_URL and ATLASSIAN_API_URL.
+		// A Data Center token endpoint is the customer's base_url: its
+		// client comes from WithHTTPClient, never this one.
+		s.hc = t.cfg.httpClient()
+	}
+	return s
 }
 
 // WithHTTPClient makes s reach its token endpoint through hc: a Data

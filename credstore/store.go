@@ -90,10 +90,20 @@ type secretFields struct {
 // fields that decide where the secrets are sent and how they are used.
 // A blob copied to another record fails to open, and so does a record whose
 // base_url (or site, CA, kind) was changed in Redis to redirect credentials.
-func associatedData(d *document) []byte {
-	fields := []string{"retropub/credstore/v1", d.ID, d.Flavor, d.CloudID, d.SiteURL,
+//
+// Version 2 (adCurrent) also binds what decides behaviour: edit_policy,
+// scopes, status, token expiry (issue 13). Records sealed with version 1
+// still open with the version-1 data, and are sealed with version 2 by
+// their next write or `worker keys rotate`. A version-2 record relabelled
+// as version 1 does not open: its ciphertext is bound to the version-2 data.
+func associatedData(d *document, version int) []byte {
+	fields := []any{"retropub/credstore/v1", d.ID, d.Flavor, d.CloudID, d.SiteURL,
 		d.BaseURL, d.CAPEM, d.Auth.Kind, d.Auth.Username, d.Auth.ConsumerKey}
-	if d.Auth.Kind == KindClientCredentials {
+	if version >= adBehaviour {
+		fields[0] = "retropub/credstore/v2"
+		fields = append(fields, d.Auth.ClientID, editPolicy(d.EditPolicy), d.Auth.Scopes,
+			d.Status, d.Auth.ExpiresAt.UTC(), d.Auth.HasRefreshToken)
+	} else if d.Auth.Kind == KindClientCredentials {
 		// Only this kind has a client id; records of the others keep the
 		// associated data they were sealed with.
 		fields = append(fields, d.Auth.ClientID)
@@ -101,6 +111,14 @@ func associatedData(d *document) []byte {
 	b, _ := json.Marshal(fields)
 	return b
 }
+
+// Associated-data versions: adLegacy (0, no "ad" in the record: version 1),
+// adBehaviour (2). adCurrent seals.
+const (
+	adLegacy    = 0
+	adBehaviour = 2
+	adCurrent   = adBehaviour
+)
 
 func (s *Store) seal(r *Record) (*document, error) {
 	a := &r.Auth
@@ -118,7 +136,8 @@ func (s *Store) seal(r *Record) (*document, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.Sealed = s.keys.seal(pt, associatedData(d))
+	d.Sealed = s.keys.seal(pt, associatedData(d, adCurrent))
+	d.Sealed.AD = adCurrent
 	return d, nil
 }
 
@@ -128,7 +147,7 @@ func (s *Store) seal(r *Record) (*document, error) {
 func (s *Store) unseal(id string, d *document) (*Record, error) {
 	stored := *d
 	stored.ID = id
-	pt, err := s.keys.open(id, d.Sealed, associatedData(&stored))
+	pt, err := s.keys.open(id, d.Sealed, associatedData(&stored, d.Sealed.AD))
 	if err != nil {
 		return nil, err
 	}
@@ -291,14 +310,24 @@ func (s *Store) SetStatus(ctx context.Context, id string, st Status) error {
 	if st.NeedsReauth && st.Since.IsZero() {
 		st.Since = s.now().UTC()
 	}
+	// The status is bound to the seal: it is written by re-sealing.
 	return s.update(ctx, id, func(d *document) (bool, error) {
-		d.Status = st
+		r, err := s.unseal(id, d)
+		if err != nil {
+			return false, err
+		}
+		r.Status = st
+		nd, err := s.seal(r)
+		if err != nil {
+			return false, err
+		}
+		*d = *nd
 		return true, nil
 	})
 }
 
 // Rotate re-seals with the primary key every record sealed under another
-// one, and returns how many it re-sealed. It carries on past a record it
+// one or with older associated data, and returns how many it re-sealed. It carries on past a record it
 // cannot open and reports all such failures together.
 func (s *Store) Rotate(ctx context.Context) (int, error) {
 	ids, err := s.rdb.SMembers(ctx, indexKey).Result()
@@ -312,7 +341,7 @@ func (s *Store) Rotate(ctx context.Context) (int, error) {
 		resealed := false // per attempt: update may retry fn
 		err := s.update(ctx, id, func(d *document) (bool, error) {
 			resealed = false
-			if d.Sealed.KID == s.keys.PrimaryID() {
+			if d.Sealed.KID == s.keys.PrimaryID() && d.Sealed.AD == adCurrent {
 				return false, nil
 			}
 			r, err := s.unseal(id, d)

@@ -271,6 +271,23 @@ func TestAssociatedDataBinding(t *testing.T) {
 			}
 		}},
 		{"base_url redirected", func(m map[string]json.RawMessage) { m["base_url"] = json.RawMessage(`"https://evil.example"`) }},
+		// Fields that decide behaviour (issue 13 item 10).
+		{"edit_policy flipped", func(m map[string]json.RawMessage) { m["edit_policy"] = json.RawMessage(`"keep"`) }},
+		{"status set", func(m map[string]json.RawMessage) {
+			m["status"] = json.RawMessage(`{"needs_reauth":true,"reason":"x"}`)
+		}},
+		{"scopes widened", func(m map[string]json.RawMessage) {
+			var a map[string]any
+			json.Unmarshal(m["auth"], &a)
+			a["scopes"] = []string{"write:page:confluence", "delete:page:confluence"}
+			m["auth"], _ = json.Marshal(a)
+		}},
+		{"relabelled as sealed before versions", func(m map[string]json.RawMessage) {
+			var sl map[string]any
+			json.Unmarshal(m["sealed"], &sl)
+			delete(sl, "ad")
+			m["sealed"], _ = json.Marshal(sl)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -451,5 +468,66 @@ func TestParseKeys(t *testing.T) {
 	kid, enc := GenerateKey()
 	if k, err := ParseKeys(kid + ":" + enc); err != nil || k.PrimaryID() != kid {
 		t.Errorf("generated key: %v", err)
+	}
+}
+
+// A record sealed before the associated data bound edit_policy, scopes and
+// status (no "ad" in its seal) still opens; `worker keys rotate` (Rotate)
+// seals it again with the current data, after which an edit breaks it.
+func TestLegacyAssociatedDataOpensAndRotates(t *testing.T) {
+	ctx := context.Background()
+	s, mr, _ := newTestStore(t, "k1:"+key1)
+	rec := sampleRecords(t)[0]
+	if err := s.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	// Re-seal it as the previous version did.
+	var d document
+	v, _ := mr.Get(recordKey(rec.ID))
+	if err := json.Unmarshal([]byte(v), &d); err != nil {
+		t.Fatal(err)
+	}
+	pt, err := s.keys.open(rec.ID, d.Sealed, associatedData(&d, adCurrent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Sealed = s.keys.seal(pt, associatedData(&d, adLegacy))
+	legacy, _ := json.Marshal(&d)
+	if strings.Contains(string(legacy), `"ad":`) {
+		t.Fatalf("legacy record carries an ad version: %s", legacy)
+	}
+	mr.Set(recordKey(rec.ID), string(legacy))
+	got, err := s.Get(ctx, rec.ID)
+	if err != nil || got.Auth.RefreshToken != rec.Auth.RefreshToken {
+		t.Fatalf("legacy record: %v", err)
+	}
+	n, err := s.Rotate(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("Rotate = %d, %v; want the legacy record re-sealed", n, err)
+	}
+	v, _ = mr.Get(recordKey(rec.ID))
+	if !strings.Contains(v, `"ad":2`) {
+		t.Fatalf("after Rotate: %s", v)
+	}
+	mr.Set(recordKey(rec.ID), strings.Replace(v, `"edit_policy":"keep"`, `"edit_policy":"overwrite"`, 1))
+	if _, err := s.Get(ctx, rec.ID); !errors.Is(err, ErrCannotDecrypt) {
+		t.Fatalf("edit_policy edited after the migration: Get = %v, want ErrCannotDecrypt", err)
+	}
+}
+
+// SetStatus re-seals, so a status the store wrote opens.
+func TestSetStatusKeepsTheSeal(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := newTestStore(t, "k1:"+key1)
+	rec := sampleRecords(t)[0]
+	if err := s.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetStatus(ctx, rec.ID, Status{NeedsReauth: true, Reason: "invalid_grant"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, rec.ID)
+	if err != nil || !got.Status.NeedsReauth || got.Status.Reason != "invalid_grant" {
+		t.Fatalf("Get = %+v, %v", got, err)
 	}
 }

@@ -208,9 +208,7 @@ func (g *Gate) admit(ctx context.Context, in *instance, method, member string) (
 	keys := []string{cooldownKey(in.name), breakerKey(in.name), rateKey(in.name), inflightKey(in.name), pointsKey, pauseKey}
 	waited := time.Duration(0)
 	for {
-		res, err := admitScript.Run(ctx, g.rdb, keys,
-			g.cfg.Rate, admittedBurst(g.cfg.Rate, g.cfg.Burst), g.cfg.MaxInflight, member, (g.cfg.RequestTimeout + 5*time.Second).Milliseconds(),
-			limit, cost, share(ctx), g.cfg.Probes, (g.cfg.RequestTimeout + 5*time.Second).Milliseconds()).Int64Slice()
+		res, err := g.runAdmit(ctx, keys, member, limit, cost, share(ctx), (g.cfg.RequestTimeout + 5*time.Second).Milliseconds())
 		if err != nil {
 			return false, fmt.Errorf("gate: admit %s: %w", in.name, err)
 		}
@@ -333,10 +331,10 @@ func (g *Gate) report(in *instance, bdone func(error), member string, probe, lea
 	// context has just ended.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := reportScript.Run(ctx, g.rdb,
+	err := g.runReport(ctx,
 		[]string{cooldownKey(in.name), breakerKey(in.name), inflightKey(in.name), pointsKey, pauseKey},
 		member, cooldown.Milliseconds(), pause.Milliseconds(), verdict, g.cfg.OpenFor.Milliseconds(),
-		q.remaining, resetMS, near, limit, ans).Err()
+		q.remaining, resetMS, near, limit, ans)
 	if err != nil {
 		g.log.Warn("gate: report request outcome", zap.String("instance", in.name), zap.Error(err))
 	}

@@ -66,6 +66,7 @@ const (
 	Transient   Class = iota // retried with backoff; archived when retries run out
 	Permanent                // archived now (asynq.SkipRetry)
 	NeedsReauth              // archived now; the integration is marked needs_reauth
+	Blocked                  // archived now: an app access rule blocks the space
 	RateLimited              // Confluence said when: back after it, not a failure
 	Deferred                 // not sent or not begun: back after Delay, not a failure
 )
@@ -112,7 +113,7 @@ func classification(err error) Classification {
 // retries (asynq's count from ctx).
 func (c Classification) ends(ctx context.Context) bool {
 	switch c.Class {
-	case Permanent, NeedsReauth:
+	case Permanent, NeedsReauth, Blocked:
 		return true
 	case Transient:
 		n, _ := asynq.GetRetryCount(ctx)
@@ -176,11 +177,14 @@ func decide(integration string, err error) (error, Classification) {
 		ce  *confluence.Error
 		rr  *credstore.ReauthRequiredError
 		te  *credstore.TokenEndpointError
+		be  *BlockedError
 	)
 	perm := Classification{Class: Permanent}
 	switch {
 	case errors.As(err, &pe):
 		return err, perm
+	case errors.As(err, &be):
+		return err, Classification{Class: Blocked}
 	case errors.As(err, &re):
 		return err, Classification{Class: NeedsReauth}
 	case errors.As(err, &de):

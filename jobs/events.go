@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"retropub/outcomes"
 )
 
@@ -49,6 +51,9 @@ func (r *publishRun) saveRecordAndRelease(ctx context.Context) error {
 	}
 	r.h.Outcomes.Recorded(o, res)
 	r.recorded = true
+	if err := r.h.Outcomes.Flush(ctx, o.IntegrationID); err != nil {
+		r.log.Warn("outcome left in the outbox for the relay", zap.Error(err))
+	}
 	return nil
 }
 
@@ -85,6 +90,9 @@ func parkClass(ctx context.Context, err error) (class string, final bool) {
 	c := classification(err)
 	if c.Class == NeedsReauth {
 		return outcomes.ClassNeedsReauth, true
+	}
+	if c.Class == Blocked {
+		return outcomes.ClassBlocked, true
 	}
 	return outcomes.ClassPermanent, c.ends(ctx)
 }

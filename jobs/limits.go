@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -39,8 +40,9 @@ func deferralsKey(taskID string) string    { return rediskeys.Deferrals(taskID) 
 
 // takeSlotScript is a ZSET semaphore: member = task id, score = when the
 // slot expires (Redis clock, ms), so a crashed holder's slot frees itself;
-// a retry of the same task takes its own slot over.
-// KEYS: active set. ARGV: max, member, lease ms. Returns 1 when taken.
+// a retry of the same task takes its own slot over. A task that takes a
+// slot leaves the waiting list in the same round trip.
+// KEYS: active set, waiting list. ARGV: max, member, lease ms. Returns 1 when taken.
 var takeSlotScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -50,7 +52,17 @@ if redis.call('ZSCORE', KEYS[1], ARGV[2]) == false and redis.call('ZCARD', KEYS[
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+redis.call('ZREM', KEYS[2], ARGV[2])
 return 1`)
+
+// releaseSlotScript frees a slot and pops the oldest waiting task, one
+// round trip. KEYS: active set, waiting list. ARGV: member. Returns the
+// popped task id or false.
+var releaseSlotScript = redis.NewScript(`
+redis.call('ZREM', KEYS[1], ARGV[1])
+local next = redis.call('ZPOPMIN', KEYS[2])
+if #next == 0 then return false end
+return next[1]`)
 
 // takeSlot is the fairness step: a task over its integration's cap goes
 // back to asynq's retry set. That lets the tasks queued behind it (other
@@ -65,7 +77,7 @@ func (r *publishRun) takeSlot(ctx context.Context) (bool, error) {
 		r.res.Steps[string(stepFairShare)] = skipped
 		return false, nil
 	}
-	ok, err := takeSlotScript.Run(ctx, r.h.Redis, []string{activeKey(r.p.IntegrationID)}, max, r.taskID, lockTTL.Milliseconds()).Int()
+	ok, err := takeSlotScript.Run(ctx, r.h.Redis, []string{activeKey(r.p.IntegrationID), waitingKey(r.p.IntegrationID)}, max, r.taskID, lockTTL.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("take integration slot: %w", err)
 	}
@@ -84,7 +96,7 @@ func (r *publishRun) takeSlot(ctx context.Context) (bool, error) {
 			Delay:  10*time.Second + rand.N(20*time.Second),
 		}
 	}
-	return true, r.h.Redis.ZRem(ctx, waitingKey(r.p.IntegrationID), r.taskID).Err()
+	return true, nil
 }
 
 // releaseSlot frees the slot and wakes the integration's oldest waiting
@@ -94,7 +106,11 @@ func (r *publishRun) releaseSlot(ctx context.Context) {
 	if !r.slot {
 		return
 	}
-	if err := r.h.Redis.ZRem(ctx, activeKey(r.p.IntegrationID), r.taskID).Err(); err != nil {
+	next, err := releaseSlotScript.Run(ctx, r.h.Redis, []string{activeKey(r.p.IntegrationID), waitingKey(r.p.IntegrationID)}, r.taskID).Text()
+	if errors.Is(err, redis.Nil) {
+		return // nobody waits: the common case, one round trip
+	}
+	if err != nil {
 		r.log.Warn("release integration slot", zap.Error(err))
 		return
 	}
@@ -104,13 +120,14 @@ func (r *publishRun) releaseSlot(ctx context.Context) {
 	}
 	insp := asynq.NewInspectorFromRedisClient(r.h.Redis) // shares the client; nothing to close
 	for range 3 {
-		next, err := r.h.Redis.ZPopMin(ctx, waitingKey(r.p.IntegrationID)).Result()
-		if err != nil || len(next) == 0 {
+		if insp.RunTask(queue, next) == nil {
 			return
 		}
-		if insp.RunTask(queue, next[0].Member.(string)) == nil {
+		popped, err := r.h.Redis.ZPopMin(ctx, waitingKey(r.p.IntegrationID)).Result()
+		if err != nil || len(popped) == 0 {
 			return
 		}
+		next = popped[0].Member.(string)
 	}
 }
 

@@ -174,6 +174,20 @@ func (s *mappingStore) forgetPage(ctx context.Context) error {
 	return nil
 }
 
+// forgetFiles drops the mapping's file records, so the next upload looks
+// each file up (or, on a fresh page, adds it) instead of trusting ids.
+func (s *mappingStore) forgetFiles(ctx context.Context) error {
+	fields := make([]string, 0, len(s.m.Files))
+	for name := range s.m.Files {
+		fields = append(fields, fieldFilePrefix+name)
+	}
+	s.m.Files = map[string]fileState{}
+	if len(fields) == 0 {
+		return nil
+	}
+	return s.rdb.HDel(ctx, s.key, fields...).Err()
+}
+
 // savePage records the page just written (fresh: created by this
 // attempt, no upload tried yet) and clears the pending marker.
 func (s *mappingStore) savePage(ctx context.Context, pg *confluence.Page, spaceID, parentID, titleWanted, hash, url string, fresh bool) error {

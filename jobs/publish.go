@@ -133,7 +133,8 @@ func (h *Publisher) publish(ctx context.Context, taskID string, payload []byte) 
 		r.taskID = p.TaskID()
 	}
 	r.store = newMappingStore(h.Redis, h.Legacy, p.IntegrationID, p.Report.ID, r.taskID)
-	err = h.capDeferrals(ctx, r.taskID, classify(p.IntegrationID, r.run(ctx)))
+	err = h.capDeferrals(ctx, r.taskID, classify(p.IntegrationID, asBlocked(p, r.run(ctx))))
+	h.trackBlocked(ctx, log, p, r.res.Outcome, err)
 	var re *ReauthError
 	if errors.As(err, &re) {
 		h.markReauth(ctx, log, p.IntegrationID, re.Reason)
@@ -302,7 +303,7 @@ func (r *publishRun) steps(ctx context.Context) (err error) {
 	if err = do(ctx, r, stepWritePage, r.writePage); err != nil {
 		return err
 	}
-	if err = do(ctx, r, stepUploadAttachments, r.uploadAttachments); err != nil {
+	if err = do(ctx, r, stepUploadAttachments, r.uploadOrRecreate); err != nil {
 		return err
 	}
 	return do(ctx, r, stepSaveRevision, r.save)
@@ -458,7 +459,8 @@ func (r *publishRun) ensureParentOnce(ctx context.Context, at placement) (placem
 		at.parentID = id
 		return at, r.h.Redis.Set(ctx, ckey, id, cacheTTL).Err()
 	}
-	if pg, err := findPageByTitle(ctx, r.cf, at.space.ID, title); err == nil {
+	pg, use, err := r.findParent(ctx, at.space.ID, title)
+	if err == nil {
 		if r.p.Target.RootPageID != "" && pg.ParentID != r.p.Target.RootPageID {
 			r.log.Info("parent page found outside root_page_id; using it", zap.String("parent_id", pg.ID))
 		}
@@ -478,13 +480,13 @@ func (r *publishRun) ensureParentOnce(ctx context.Context, at placement) (placem
 		at.parentID = id
 		return at, nil
 	}
-	pg, err := r.cf.CreatePage(ctx, confluence.NewPage{
-		SpaceID: at.space.ID, ParentID: r.p.Target.RootPageID, Title: title,
+	pg, err = r.cf.CreatePage(ctx, confluence.NewPage{
+		SpaceID: at.space.ID, ParentID: r.p.Target.RootPageID, Title: use,
 		Body: "<p>Reports published by retropub.</p>",
 	})
 	if errors.Is(err, confluence.ErrTitleExists) {
 		// Created meanwhile, or held under another case: find it again.
-		pg, err = findPageByTitle(ctx, r.cf, at.space.ID, title)
+		pg, err = findPageByTitle(ctx, r.cf, at.space.ID, use)
 	}
 	if err != nil {
 		return at, err

@@ -3,9 +3,6 @@ package jobs
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"reflect"
 	"strings"
 	"unicode"
@@ -47,76 +44,7 @@ func decodeStrict(data []byte, v any) error {
 // for the first duplicate or case-variant key; nil when there is none or
 // when data is not readable JSON (the decoder then says why).
 func checkKeys(data []byte, t reflect.Type) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	err := walkKeys(dec, t, "")
-	var pe *PayloadError
-	if errors.As(err, &pe) {
-		return pe
-	}
-	return nil
-}
-
-func walkKeys(dec *json.Decoder, t reflect.Type, at string) error {
-	for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Interface) {
-		if t.Kind() == reflect.Interface {
-			t = nil
-			break
-		}
-		t = t.Elem()
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	switch tok {
-	case json.Delim('{'):
-		seen := map[string]string{} // folded key → the key as written
-		for dec.More() {
-			k, err := dec.Token()
-			if err != nil {
-				return err
-			}
-			key, _ := k.(string)
-			path := joinPath(at, key)
-			if prev, dup := seen[foldKey(key)]; dup {
-				if prev == key {
-					return perr(path, "duplicate key (each key once per object)")
-				}
-				return perr(path, "%s and %s differ only in case: each key once per object, spelled exactly as the schema defines it", quote(prev), quote(key))
-			}
-			seen[foldKey(key)] = key
-			var ft reflect.Type
-			switch {
-			case t != nil && t.Kind() == reflect.Struct:
-				f, exact, ok := structField(t, key)
-				if ok && !exact {
-					return perr(path, "unknown field; the schema spells it %s (keys are case-sensitive)", quote(jsonName(f)))
-				}
-				ft = f.Type // unknown keys: the decoder names them
-			case t != nil && t.Kind() == reflect.Map:
-				ft = t.Elem()
-			}
-			if err := walkKeys(dec, ft, path); err != nil {
-				return err
-			}
-		}
-		_, err = dec.Token()
-	case json.Delim('['):
-		var et reflect.Type
-		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
-			et = t.Elem()
-		}
-		for i := 0; dec.More(); i++ {
-			if err := walkKeys(dec, et, fmt.Sprintf("%s[%d]", at, i)); err != nil {
-				return err
-			}
-		}
-		_, err = dec.Token()
-	}
-	if errors.Is(err, io.EOF) {
-		return nil
-	}
-	return err
+	return scanKeys(data, t) // keyscan.go
 }
 
 // structField finds the field key names: exact reports whether the key is

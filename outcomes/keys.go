@@ -3,8 +3,9 @@ package outcomes
 import "retropub/internal/rediskeys"
 
 // Redis keys. A report's and an integration's keys carry the
-// integration's hash tag (rediskeys), so each script touches one slot
-// besides the stream. The stream's name is external (DESIGN §10).
+// integration's hash tag (rediskeys), so each script touches one slot:
+// on a cluster the scripts write the integration's outbox instead of the
+// stream (outbox.go). The stream's name is external (DESIGN §10).
 const (
 	// StreamKey is the outcome stream.
 	StreamKey = rediskeys.Prefix + "outcomes"
@@ -42,6 +43,8 @@ func parkedReasonsKey(integration string) string {
 
 // invalidDoneKey marks that an undecodable task's report.invalid event is
 // written (its task id is all it has).
+// Its tag is the stream's name, so it shares the stream's slot on a
+// cluster (the invalid script writes both).
 func invalidDoneKey(taskID string) string {
-	return rediskeys.Prefix + "outcome:invalid:" + taskID
+	return rediskeys.Prefix + "outcome:invalid:{" + StreamKey + "}:" + taskID
 }

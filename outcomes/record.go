@@ -155,7 +155,7 @@ func (r *Recorder) ReportKeysArgs(o *Report) (keys []string, args []any, err err
 	if ttl <= 0 {
 		ttl = statusTTL
 	}
-	keys = []string{ReportStatusKey(o.IntegrationID, o.ReportID), StreamKey, parkedKey(o.IntegrationID, o.ReportID),
+	keys = []string{ReportStatusKey(o.IntegrationID, o.ReportID), r.streamFor(o.IntegrationID), parkedKey(o.IntegrationID, o.ReportID),
 		parkedIndexKey(o.IntegrationID), integrationStatusKey(o.IntegrationID), parkedReasonsKey(o.IntegrationID)}
 	args = []any{o.TaskID, data, o.Type, o.Revision, now.Format(time.RFC3339Nano), now.UnixMilli(), r.maxLen(), ttl.Milliseconds(),
 		pg.ID, pg.URL, pg.Title, strconv.Itoa(pg.Version), e.Class, e.Message, o.Payload, o.ReportID}
@@ -189,6 +189,7 @@ func (r *Recorder) RecordReport(ctx context.Context, o *Report) (id string, err 
 		return "", fmt.Errorf("record outcome %s of %s: %w", o.Type, o.TaskID, err)
 	}
 	id, _ = r.Recorded(o, res)
+	_ = r.Flush(ctx, o.IntegrationID) // recorded; what is left in the outbox, Relay moves
 	if o.Type == TypeParked {
 		// Idempotent, and outside the script: on a cluster this set lives
 		// in another slot than the integration's keys.
@@ -270,7 +271,7 @@ func (r *Recorder) integrationState(ctx context.Context, integration string, nee
 	if err != nil {
 		return err
 	}
-	n, err := integrationScript.Run(ctx, r.Redis, []string{integrationStatusKey(integration), StreamKey},
+	n, err := integrationScript.Run(ctx, r.Redis, []string{integrationStatusKey(integration), r.streamFor(integration)},
 		flag, reason, now.Format(time.RFC3339Nano), data, r.maxLen(), statusTTL.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("record outcome %s of %s: %w", ev.Type, integration, err)
@@ -278,5 +279,6 @@ func (r *Recorder) integrationState(ctx context.Context, integration string, nee
 	if n == 1 && r.Observe != nil {
 		r.Observe(ev.Type)
 	}
+	_ = r.Flush(ctx, integration) // recorded; what is left in the outbox, Relay moves
 	return nil
 }

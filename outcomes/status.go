@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"retropub/internal/blocked"
 )
 
 // ErrNotFound is returned (wrapped) for a report, integration or parked
@@ -84,6 +87,7 @@ func (s *Store) IntegrationStatus(ctx context.Context, id string) (*IntegrationS
 	st := pipe.HGetAll(ctx, integrationStatusKey(id))
 	n := pipe.ZCard(ctx, parkedIndexKey(id))
 	reasons := pipe.HGetAll(ctx, parkedReasonsKey(id))
+	spaces := pipe.HKeys(ctx, blocked.Key(id))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read status of integration %s: %w", id, err)
 	}
@@ -93,6 +97,8 @@ func (s *Store) IntegrationStatus(ctx context.Context, id string) (*IntegrationS
 	}
 	is := &IntegrationStatus{ID: id, NeedsReauth: h["needs_reauth"] == "1", Reason: h["reason"],
 		LastFailureMessage: h["last_failure_message"], Parked: n.Val(), ParkedByReason: map[string]int64{}, BlockedSpaces: []string{}}
+	is.BlockedSpaces = append(is.BlockedSpaces, spaces.Val()...)
+	slices.Sort(is.BlockedSpaces)
 	is.Since = timeOf(h["since"])
 	is.LastSuccess = timeOf(h["last_success"])
 	is.LastFailure = timeOf(h["last_failure"])

@@ -2,9 +2,12 @@ package test
 
 import (
 	"context"
+	"encoding/base64"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/hibiken/asynq"
 
 	"retropub/confluence/confluencetest"
 	"retropub/credstore"
@@ -126,4 +129,82 @@ func (e *env) routeCount(route string) int {
 		}
 	}
 	return n
+}
+
+// Issue 14 item 9: a person deletes the report page; the next revision
+// changes only an attachment's bytes, so the page write is skipped as
+// unchanged and the upload answers 404. That 404 leads back to the page:
+// it is created again, remapped, and carries its files.
+func TestDeletedPageAttachmentOnlyChangeRecreated(t *testing.T) {
+	for _, b := range []backend{backends[0], backends[1]} {
+		t.Run(b.name, func(t *testing.T) {
+			e := newEnvFor(t, b)
+			e.startWorker(2)
+			first := result(t, e.publish(e.retro("del-1", 1, 2)))
+			if !e.fake.DeletePage(first.PageID) {
+				t.Fatalf("delete page %s", first.PageID)
+			}
+			p := e.retro("del-1", 2, 2)
+			p.EventID = "evt-del-1-r2"
+			p.Attachments[1].DataBase64 = base64.StdEncoding.EncodeToString([]byte("png-del-1-1, redrawn"))
+			info := e.wait("default", e.enqueue(p).TaskID)
+			if info.State != asynq.TaskStateCompleted || info.Retried != 0 {
+				t.Fatalf("revision 2 ended %s after %d retries: %s", info.State, info.Retried, info.LastErr)
+			}
+			second := result(t, info)
+			if second.Steps["write_page"] != "skipped" {
+				t.Errorf("steps %v: the page write should have been skipped as unchanged", second.Steps)
+			}
+			pg := e.onePage("Retro del-1")
+			if pg.ID == first.PageID || second.PageID != pg.ID {
+				t.Fatalf("page %s (result %s), first was %s: not recreated and remapped", pg.ID, second.PageID, first.PageID)
+			}
+			got := map[string]string{}
+			for _, a := range e.fake.Attachments(pg.ID) {
+				got[a.Title] = string(a.Data)
+			}
+			if len(got) != 2 || got["file-0.png"] != "png-del-1-0" || got["file-1.png"] != "png-del-1-1, redrawn" {
+				t.Fatalf("recreated page's files %v", got)
+			}
+		})
+	}
+}
+
+// Issue 14 item 10: an archived "Retrospectives" page holds its title
+// (a create is refused as taken) and takes no new children, so the
+// look-ups find archived holders too, and the decision is to create
+// beside it: the report goes below a current "Retrospectives (retropub)"
+// at the first attempt, and a second report finds that parent again.
+func TestArchivedParentGetsOneBeside(t *testing.T) {
+	for _, b := range []backend{backends[0], backends[2]} {
+		t.Run(b.name, func(t *testing.T) {
+			e := newEnvFor(t, b)
+			e.startWorker(2)
+			archived := e.fake.AddPage("ENG", "", "Retrospectives", "<p>old reports</p>")
+			if !e.fake.ArchivePage(archived) {
+				t.Fatal("archive the parent")
+			}
+			for i, id := range []string{"arch-1", "arch-2"} {
+				info := e.wait("default", e.enqueue(e.retro(id, 1, 0)).TaskID)
+				if info.State != asynq.TaskStateCompleted || info.Retried != 0 {
+					t.Fatalf("%s ended %s after %d retries: %s", id, info.State, info.Retried, info.LastErr)
+				}
+				if i == 0 {
+					// Forget the cached parent id: the second report finds it by title.
+					if n := e.rdb.Del(context.Background(), e.rdb.Keys(context.Background(), rediskeys.Prefix+"parent:*").Val()...).Val(); n != 1 {
+						t.Fatalf("forgot %d cached parent ids, want 1", n)
+					}
+				}
+			}
+			beside := e.onePage("Retrospectives (retropub)")
+			for _, id := range []string{"arch-1", "arch-2"} {
+				if pg := e.onePage("Retro " + id); pg.ParentID != beside.ID {
+					t.Errorf("%s below %s, want %s\n%s", id, pg.ParentID, beside.ID, e.fake.Tree("ENG"))
+				}
+			}
+			if extra := e.pagesTitled("Retrospectives"); len(extra) != 0 {
+				t.Errorf("the archived parent's title was taken again: %+v", extra)
+			}
+		})
+	}
 }

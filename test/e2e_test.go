@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -72,7 +73,7 @@ func (e *env) processEnv(extra ...string) []string {
 		"WORKER_CONCURRENCY=4",
 		"WORKER_SHUTDOWN_TIMEOUT=5s",
 		"LOG_LEVEL=debug",
-	}, append(e.procEnv, extra...)...)
+	}, slices.Concat(e.redisEnv, e.procEnv, extra)...)
 }
 
 func (e *env) start(name string, stdin string, args ...string) *proc {

@@ -41,7 +41,7 @@ var testDB = func() int {
 // is set), the fake Confluence, the credential store and an asynq client.
 type env struct {
 	t        testing.TB
-	rdb      *redis.Client
+	rdb      redis.UniversalClient
 	redisURL string
 	fake     *confluencetest.Server
 	keys     string
@@ -58,6 +58,7 @@ type env struct {
 	// maxAttachment is the in-process worker's ATTACHMENT_MAX_BYTES (0: default).
 	maxAttachment int64
 	procEnv       []string             // more environment for the binaries; later entries win
+	redisEnv      []string             // the binaries' Redis topology beyond REDIS_URL (cluster, Sentinel)
 	mr            *miniredis.Miniredis // nil on a real Redis
 }
 
@@ -92,7 +93,7 @@ func newParallelEnv(t *testing.T, slot int) *env {
 func newEnvDB(t testing.TB, slot int) *env {
 	t.Helper()
 	db := testDB + slot
-	e := &env{t: t, logs: &syncBuffer{}, integration: "acme-cloud", httpOpts: []confluence.HTTPOption{allowLoopback()}}
+	e := &env{t: t}
 	if url := os.Getenv("REDIS_URL"); url != "" {
 		opt, err := redis.ParseURL(url)
 		if err != nil {
@@ -111,6 +112,21 @@ func newEnvDB(t testing.TB, slot int) *env {
 		e.rdb = redis.NewClient(&redis.Options{Addr: e.mr.Addr()})
 		e.redisURL = "redis://" + e.mr.Addr() + "/0"
 	}
+	return e.init()
+}
+
+// newEnvOn is a world on a Redis the test set up itself (a cluster, a
+// Sentinel group); redisEnv tells the binaries how to reach it.
+func newEnvOn(t testing.TB, rdb redis.UniversalClient, redisURL string, redisEnv ...string) *env {
+	e := &env{t: t, rdb: rdb, redisURL: redisURL, redisEnv: redisEnv}
+	return e.init()
+}
+
+// init builds the rest of the world around e.rdb.
+func (e *env) init() *env {
+	t := e.t
+	t.Helper()
+	e.logs, e.integration, e.httpOpts = &syncBuffer{}, "acme-cloud", []confluence.HTTPOption{allowLoopback()}
 	t.Cleanup(func() { e.rdb.Close() })
 
 	e.fake = confluencetest.New(confluencetest.Options{})

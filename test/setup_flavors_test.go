@@ -40,7 +40,7 @@ var declaredCalls = map[string][]string{
 // and Application Link, Data Center at a context path), and every call
 // each made is one DESIGN §4 declares for its flavour.
 func TestSetupTasksOnEveryBackend(t *testing.T) {
-	e := newParallelEnv(t, 3)
+	e := newParallelEnv(t, 4) // database testDB+4: slots 1, 2, 3, 5 and 6 are other tests' own
 	e.start("worker", "")
 	for _, b := range backends {
 		id, fake := e.attach(b)

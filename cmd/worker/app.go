@@ -24,6 +24,7 @@ import (
 	"retropub/internal/redisconn"
 	"retropub/internal/rediskeys"
 	"retropub/jobs"
+	"retropub/outcomes"
 )
 
 // app is one worker process's parts, assembled from the configuration.
@@ -37,7 +38,9 @@ type app struct {
 	mux   *asynq.ServeMux
 	insp  *asynq.Inspector
 	met   *metrics.Metrics
-	gate  *gate.Gate
+	// recorder writes outcome events (and relays a cluster's outboxes).
+	recorder *outcomes.Recorder
+	gate     *gate.Gate
 	// running is true between start and shutdown: asynq's Ping answers
 	// nil for a server that is not running, so /readyz cannot ask it.
 	running atomic.Bool
@@ -65,6 +68,7 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		return a.ready(ctx) == nil
 	})
 	a.mux = asynq.NewServeMux()
+	a.recorder = newRecorder(cfg, rdb, a.met)
 	tokens := credstore.NewTokens(a.store, oauthConfig(cfg, a.http))
 	a.gate = newGate(cfg, a, log)
 	connect := jobs.NewConnector(cfg.AtlassianAPIURL, a.http, tokens,
@@ -73,7 +77,7 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		Redis: rdb, Legacy: legacy, Integrations: a.store, Log: log, Limits: publishLimits(cfg), Connect: connect,
 		AttachmentURLHosts: cfg.AttachmentURLHosts, AttachmentMaxBytes: cfg.AttachmentMaxBytes,
 		Downloads: jobs.NewDownloadClient(jobs.DownloadTimeout, egressOptions(cfg)...),
-		Outcomes:  newRecorder(cfg, rdb, a.met),
+		Outcomes:  a.recorder,
 		Ownership: jobs.NewOwnership(keys),
 	})
 	jobs.ObserveOutcomes(a.mux, a.met.TaskOutcome)
@@ -151,6 +155,10 @@ var errNotRunning = errors.New("worker: not running")
 // ready is nil when the worker can take tasks: Redis accepts a write and
 // the asynq server runs (/readyz and retropub_worker_ready).
 func (a *app) ready(ctx context.Context) error {
+	// A probe answers in time even when Redis hangs (a partitioned or
+	// stopped node): not ready is the answer then, not a timeout.
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
 	if err := a.redisWritable(ctx); err != nil {
 		return errors.New("redis: unavailable") // the cause is in the worker's log, not on a public endpoint
 	}

@@ -38,7 +38,11 @@ func newReplayer(rdb redis.UniversalClient) *jobs.Replayer {
 func (a *app) startOutcomeLoops(ctx context.Context) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		a.recorder.Relay(ctx, time.Second) // a cluster's outboxes to the stream
+	}()
 	go func() {
 		defer wg.Done()
 		a.met.WatchParked(ctx, 15*time.Second, (&outcomes.Store{Redis: a.rdb}).ParkedByReason)

@@ -196,7 +196,8 @@ func (s *Server) getPages(w http.ResponseWriter, c *call) {
 	for _, p := range s.pageOrder {
 		switch {
 		case ids != nil && !ids[p.id], spaceIDs != nil && !spaceIDs[p.spaceID],
-			!statuses[p.status], hasTitle && p.title != title: // exact, case-sensitive
+			!statuses[p.status], hasTitle && p.title != title, // exact, case-sensitive
+			s.spaceBlocked(p.spaceID): // an app access rule hides the space's content
 			continue
 		}
 		matched = append(matched, p)

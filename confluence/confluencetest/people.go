@@ -56,3 +56,18 @@ func (s *Server) DeletePage(id string) bool {
 	}
 	return true
 }
+
+// ArchivePage archives a page as a person would. An archived page keeps
+// its place and its title: a create with that title is refused as taken,
+// and GET /pages lists it unless the status filter leaves archived out
+// (confluence-api.md §1.10).
+func (s *Server) ArchivePage(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pages[id]
+	if p == nil || p.status != "current" {
+		return false
+	}
+	p.status = "archived"
+	return true
+}

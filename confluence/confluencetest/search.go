@@ -165,7 +165,7 @@ func (s *Server) search(w http.ResponseWriter, c *call) {
 	defer s.mu.Unlock()
 	var matched []*page
 	for _, p := range s.pageOrder {
-		if p.status != "current" {
+		if p.status != "current" || s.spaceBlocked(p.spaceID) {
 			continue
 		}
 		ok := true

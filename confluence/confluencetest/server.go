@@ -121,6 +121,9 @@ type Server struct {
 	dc        *DataCenter // set when this is the Server/Data Center flavour
 	lim       limits
 	sa        serviceAccounts // clientcreds.go
+	// blocked spaces (by id) and the operations refused there (blocked.go)
+	blocked         map[string]bool
+	blockedRefusals int
 }
 
 type space struct {
@@ -639,7 +642,11 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt resolved, b
 		notFound(w, rt.apiPath)
 		return
 	}
-	rt.route.h(s, w, &call{r: r, body: body, args: rt.args})
+	c := &call{r: r, body: body, args: rt.args}
+	if rt.gateway && s.refuseBlocked(w, c, rt) {
+		return
+	}
+	rt.route.h(s, w, c)
 }
 
 func (s *Server) authorized(r *http.Request) bool {
