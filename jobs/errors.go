@@ -28,6 +28,9 @@ func permanent(err error) error { return &PermanentError{Err: err} }
 type ReauthError struct {
 	Integration string
 	Reason      string
+	// Marked is true when the integration's record already says so:
+	// nothing to mark again (its since time stays the first failure's).
+	Marked bool
 }
 
 // reauthMarker is in every ReauthError message, for people and log searches.
@@ -144,12 +147,17 @@ func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	return time.Second + time.Duration(rand.Int64N(int64(ceil)))
 }
 
-// withJitter is d plus up to a fifth of d and a second, so a fleet told
-// to wait does not come back in one burst; never sooner than d.
+// withJitter is d plus up to a fifth of d (at most a minute) and a
+// second, so a fleet told to wait does not come back in one burst; never
+// sooner than d. The cap keeps a wait for the top of the hour (the points
+// quota) from stretching minutes past it.
 func withJitter(d time.Duration) time.Duration {
 	d = max(d, 0)
-	return d + time.Duration(rand.Int64N(int64(d/5)+int64(time.Second)))
+	return d + time.Duration(rand.Int64N(int64(min(d/5, maxJitter))+int64(time.Second)))
 }
+
+// maxJitter bounds withJitter's spread.
+const maxJitter = time.Minute
 
 // classify types what a run returned and decides, once, what asynq does
 // with it (DESIGN §6): nil, or a *Failure. integration names the

@@ -136,7 +136,7 @@ func (h *Publisher) publish(ctx context.Context, taskID string, payload []byte) 
 	err = h.capDeferrals(ctx, r.taskID, classify(p.IntegrationID, asBlocked(p, r.run(ctx))))
 	h.trackBlocked(ctx, log, p, r.res.Outcome, err)
 	var re *ReauthError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) && !re.Marked {
 		h.markReauth(ctx, log, p.IntegrationID, re.Reason)
 	}
 	if rerr := h.recordEnd(ctx, r, payload, err); rerr != nil {
@@ -395,7 +395,7 @@ func (r *publishRun) loadIntegration(ctx context.Context) (connection, error) {
 		return connection{}, err
 	}
 	if rec.Status.NeedsReauth {
-		return connection{}, &ReauthError{Integration: rec.ID, Reason: rec.Status.Reason}
+		return connection{}, &ReauthError{Integration: rec.ID, Reason: rec.Status.Reason, Marked: true}
 	}
 	cf, err := r.h.Connect(ctx, rec)
 	if err != nil {

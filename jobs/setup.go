@@ -104,7 +104,7 @@ func (p *TestPayload) Validate() error {
 		return err
 	}
 	t := Target{SpaceKey: p.SpaceKey, RootPageID: p.RootPageID, ParentTitle: p.ParentTitle}
-	if err := t.validate(); err != nil {
+	if err := t.check(); err != nil {
 		return err
 	}
 	if utf8.RuneCountInString(p.ParentTitle) > 255 {
@@ -121,7 +121,7 @@ func (p *SearchPayload) Validate() error {
 	if err := checkHead(p.Schema, p.IntegrationID); err != nil {
 		return err
 	}
-	if err := (&Target{SpaceKey: p.SpaceKey}).validate(); err != nil {
+	if err := (&Target{SpaceKey: p.SpaceKey}).check(); err != nil {
 		return err
 	}
 	switch n := utf8.RuneCountInString(p.Query); {
