@@ -2,6 +2,7 @@ package confluence
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -222,12 +223,15 @@ func TestEndlessAnswerIsBounded(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		item := []byte(`{"id":"1","title":"x","spaceId":"1","status":"current"},`)
-		chunk := append([]byte(`{"results":[`), item...)
+		// Large writes, so that a loaded machine streams the bound well
+		// inside the client's timeout.
+		items := bytes.Repeat(item, (64<<10)/len(item))
+		chunk := append([]byte(`{"results":[`), items...)
 		for sent := 0; sent < serverCap && r.Context().Err() == nil; sent += len(chunk) {
 			if _, err := w.Write(chunk); err != nil {
 				return
 			}
-			chunk = item
+			chunk = items
 		}
 	}))
 	defer srv.Close()
