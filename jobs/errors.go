@@ -99,12 +99,17 @@ func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	return time.Second + time.Duration(rand.Int64N(int64(ceil)))
 }
 
-// withJitter is d plus up to a fifth of d and a second, so a fleet told
-// to wait does not come back in one burst; never sooner than d.
+// withJitter is d plus up to a fifth of d (at most a minute) and a
+// second, so a fleet told to wait does not come back in one burst; never
+// sooner than d. The cap keeps a wait for the top of the hour (the points
+// quota) from stretching minutes past it.
 func withJitter(d time.Duration) time.Duration {
 	d = max(d, 0)
-	return d + time.Duration(rand.Int64N(int64(d/5)+int64(time.Second)))
+	return d + time.Duration(rand.Int64N(int64(min(d/5, maxJitter))+int64(time.Second)))
 }
+
+// maxJitter bounds withJitter's spread.
+const maxJitter = time.Minute
 
 // classify turns what a run returned into what asynq should do (DESIGN §6).
 func classify(integration string, err error) error {

@@ -41,6 +41,7 @@ func TestFirstPublishScript(t *testing.T) {
 	for _, want := range []string{
 		`"task_id":"report:publish:local-dc:retro-first:1","state":"completed"`,
 		`"outcome":"published"`,
+		`"url":"http://127.0.0.1:`,             // Data Center answers a relative link; the result is absolute
 		`      "Sprint 42 Retrospective" (id `, // under Retrospectives, under the home page
 		`] votes.csv text/csv `,
 	} {

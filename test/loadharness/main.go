@@ -45,6 +45,7 @@ type options struct {
 	scenarios                           string
 	profileDir                          string
 	full                                bool
+	workerEnv                           string
 	cluster                             bool
 }
 
@@ -61,6 +62,7 @@ func main() {
 	flag.IntVar(&o.db, "db", 7, "Redis database, with -redis")
 	flag.StringVar(&o.scenarios, "configs", "off,defaults,defaults-100", "configurations to run, in order: "+scenarioNames())
 	flag.StringVar(&o.profileDir, "profile", "", "build the worker with -tags pprof and save its CPU and alloc profiles of each run here")
+	flag.StringVar(&o.workerEnv, "worker-env", "", "extra VAR=value settings for the worker, comma-separated (an A/B of one setting)")
 	flag.BoolVar(&o.cluster, "cluster", false, "measure every configuration on a private Redis Cluster (3 masters, 3 replicas) too, and its ratio to one Redis")
 	flag.BoolVar(&o.full, "full", false, "also the gates-off figures of docs/performance.md: calls per case, 0-latency rate, asynq no-op rate, latency")
 	flag.Parse()
@@ -462,6 +464,9 @@ func (w *world) startWorkers() []*worker {
 			"CONFLUENCE_ALLOW_CIDRS=127.0.0.1/32,::1/128", "HTTP_ADDR=127.0.0.1:0",
 			"WORKER_CONCURRENCY=" + strconv.Itoa(w.o.concurrency), "WORKER_POLL_INTERVAL=20ms",
 		}, w.sc.env...)
+		if w.o.workerEnv != "" {
+			cmd.Env = append(cmd.Env, strings.Split(w.o.workerEnv, ",")...)
+		}
 		if lvl := os.Getenv("LOAD_LOG_LEVEL"); lvl != "" {
 			cmd.Env = append(cmd.Env, "LOG_LEVEL="+lvl)
 		}
