@@ -32,8 +32,11 @@ lint:
 ## in the same run. BENCH_REPEAT runs of each; -profile DIR keeps pprof profiles.
 BENCH_N      ?= 2000
 BENCH_REPEAT ?= 2
+## BENCH_CLUSTER: the same configurations on a private Redis Cluster (3 masters,
+## 3 replicas) in the same run, with the ratio to one Redis; empty skips it.
+BENCH_CLUSTER ?= -cluster
 bench:
-	$(GO) run ./test/loadharness -n $(BENCH_N) -repeat $(BENCH_REPEAT) -latency 50ms -concurrency 50 -attachments 2
+	$(GO) run ./test/loadharness -n $(BENCH_N) -repeat $(BENCH_REPEAT) -latency 50ms -concurrency 50 -attachments 2 $(BENCH_CLUSTER)
 
 ## bench-go: the Go benchmarks (token bucket, breaker isolation, fairness, …)
 bench-go:

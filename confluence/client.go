@@ -336,7 +336,10 @@ func checkResponse(r request, resp *http.Response, now time.Time) error {
 	if resp.StatusCode == http.StatusTooManyRequests ||
 		(resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "") {
 		d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), now)
-		if !ok {
+		switch {
+		case resp.StatusCode == http.StatusTooManyRequests && quotaAnswer(resp.Header):
+			d = quotaRetryAfter(d, ok, resp.Header, now) // quota.go: never past the hour
+		case !ok:
 			d = 10 * time.Second
 		}
 		return &RateLimitError{Resp: e, RetryAfter: d, Reason: resp.Header.Get("RateLimit-Reason")}

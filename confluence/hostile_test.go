@@ -2,6 +2,8 @@ package confluence
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -222,12 +224,15 @@ func TestEndlessAnswerIsBounded(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		item := []byte(`{"id":"1","title":"x","spaceId":"1","status":"current"},`)
-		chunk := append([]byte(`{"results":[`), item...)
+		// Large writes, so that a loaded machine streams the bound well
+		// inside the client's timeout.
+		items := bytes.Repeat(item, (64<<10)/len(item))
+		chunk := append([]byte(`{"results":[`), items...)
 		for sent := 0; sent < serverCap && r.Context().Err() == nil; sent += len(chunk) {
 			if _, err := w.Write(chunk); err != nil {
 				return
 			}
-			chunk = item
+			chunk = items
 		}
 	}))
 	defer srv.Close()
@@ -302,5 +307,33 @@ func TestAnswerBoundIsExact(t *testing.T) {
 		if tooLarge := errors.Is(err, ErrAnswerTooLarge); tooLarge == tc.ok {
 			t.Errorf("limit %d for %d bytes: %v", tc.limit, len(body), err)
 		}
+	}
+}
+
+// A gzip bomb: a small compressed answer that inflates past the bound. The
+// bound counts what the decoder reads, after the transport inflated it.
+func TestGzipBombAnswerIsBounded(t *testing.T) {
+	var bomb bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	zw.Write([]byte(`{"results":[`))
+	item := []byte(`{"id":"1","title":"x"},`)
+	for range (64 << 20) / len(item) {
+		zw.Write(item)
+	}
+	zw.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(bomb.Bytes())
+	}))
+	defer srv.Close()
+	c, err := NewCloud(srv.URL, "c1", WithAuthorizer(BearerToken("t")), loopback(), WithMaxAnswerBytes(4<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak := heapPeak(t, func() { _, err = c.PageByTitle(context.Background(), "1", "x", false) })
+	t.Logf("%d KiB compressed, 64 MiB inflated; peak heap %.1f MiB", bomb.Len()>>10, float64(peak)/(1<<20))
+	if !errors.Is(err, ErrAnswerTooLarge) || peak > 64<<20 {
+		t.Fatalf("err %v, peak %d MiB", err, peak>>20)
 	}
 }

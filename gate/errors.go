@@ -37,7 +37,8 @@ func (r Refusal) String() string {
 }
 
 // DeferError is a request the gate refused without sending it. The task
-// should come back at Until; it is not a failure (jobs.IsFailure).
+// should come back at Until; jobs classifies it as a counted deferral,
+// not a failure.
 type DeferError struct {
 	Instance string
 	Why      Refusal
@@ -56,10 +57,3 @@ func (e *DeferError) Error() string {
 	return fmt.Sprintf("confluence %s: %s; not sent, retry after %s", e.Instance, why,
 		e.Until.UTC().Format(time.RFC3339Nano))
 }
-
-// RetryAt is when the request may be tried again (jobs reads it).
-func (e *DeferError) RetryAt() time.Time { return e.Until }
-
-// CountsAsDeferral tells jobs to count this refusal against the task's
-// deferral cap: a stream of refusals must end archived.
-func (e *DeferError) CountsAsDeferral() bool { return true }

@@ -160,7 +160,8 @@ func TestPointsBudgetReserveAndHeaders(t *testing.T) {
 	}
 	// Atlassian says 2 points are left: admit nothing more even though
 	// our count still allows critical work.
-	h := http.Header{"Ratelimit": {`"global-app-quota";r=2;t=600`}}
+	// Its t says 600 s; the window still ends at the top of the UTC hour.
+	h := http.Header{"Ratelimit": {`"global-app-quota";r=2;t=600`}, "Date": {time.Now().UTC().Format(http.TimeFormat)}}
 	if err := rdb.HSet(context.Background(), pointsKey, "used", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -168,8 +169,9 @@ func TestPointsBudgetReserveAndHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	de := deferral(t, send(t, g, "POST", confluence.Outcome{}), RefusedBudget)
-	if d := time.Until(de.Until); d < 590*time.Second || d > 600*time.Second {
-		t.Fatalf("window ends in %s, want the header's 600s", d)
+	hour := time.Until(time.Now().UTC().Truncate(time.Hour).Add(time.Hour))
+	if d := time.Until(de.Until); d < hour-3*time.Second || d > hour+time.Second {
+		t.Fatalf("window ends in %s, want the top of the UTC hour (%s)", d, hour)
 	}
 }
 
@@ -190,9 +192,22 @@ func TestReadQuota(t *testing.T) {
 	h := http.Header{}
 	h.Add("Beta-RateLimit", `"global-app-quota";r=11000;t=600, "tenant-app-quota";r=900;t=1200`)
 	h.Set("X-RateLimit-NearLimit", "true")
+	defer func(c func() time.Time) { clock = c }(clock)
+	clock = func() time.Time { return time.Date(2026, 12, 6, 14, 50, 0, 0, time.UTC) }
 	q := readQuota(h)
 	if q.remaining != 900 || q.resetSecs != 600 || !q.near {
 		t.Fatalf("%+v", q)
+	}
+	// Headers that lie (confluence-api.md §8): t 12 minutes past the
+	// hour, no policy name once nothing remains. The reset is the top of
+	// the hour on the answer's clock (Date), not t.
+	lying := http.Header{"Ratelimit": {`r=0;t=1440`}, "Date": {"Sun, 06 Dec 2026 14:48:00 GMT"}}
+	if q := readQuota(lying); q.remaining != 0 || q.resetSecs != 720 {
+		t.Fatalf("lying headers: %+v, want remaining 0 and reset in 720 s", q)
+	}
+	lying.Del("Date") // without a Date, our own clock: 14:50
+	if q := readQuota(lying); q.resetSecs != 600 {
+		t.Fatalf("no Date: %+v, want reset in 600 s", q)
 	}
 	if q := readQuota(http.Header{}); q.remaining != -1 || q.resetSecs != -1 || q.near {
 		t.Fatalf("%+v", q)

@@ -1,9 +1,13 @@
 package gate
 
 import (
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
+
+	"retropub/confluence"
 )
 
 // quota is what a response said about the app's hourly points quota.
@@ -14,8 +18,9 @@ type quota struct {
 }
 
 // readQuota reads RateLimit and Beta-RateLimit ("global-app-quota";r=11000;t=600,
-// entries comma-separated, any order; r appears only past ~80 % use) and
-// X-RateLimit-NearLimit (confluence-api.md §4.1). Beta values are
+// entries comma-separated, any order, with or without the policy name; r
+// appears only past ~80 % use) and X-RateLimit-NearLimit (confluence-api.md
+// §4.1). The reset is the next UTC hour on the server's clock, not t. Beta values are
 // "would have been limited" signals; budgeting on them is the safe side.
 func readQuota(h http.Header) quota {
 	q := quota{remaining: -1, resetSecs: -1}
@@ -37,8 +42,17 @@ func readQuota(h http.Header) quota {
 			q.near = true
 		}
 	}
+	if q.remaining >= 0 || q.resetSecs >= 0 || q.near {
+		// The window ends at the top of the UTC hour, whatever t says: t
+		// has been seen off by about 12 minutes, and a window stretched
+		// past the hour would pause work Atlassian already allows again.
+		q.resetSecs = int64(math.Ceil(confluence.UntilQuotaHour(h, clock()).Seconds()))
+	}
 	return q
 }
+
+// clock is the gate's idea of now for headers without a Date.
+var clock = time.Now
 
 // quotaEntry reads one `"policy";r=N;t=N` entry; -1 for what is missing.
 func quotaEntry(entry string) (r, t int64) {

@@ -102,10 +102,12 @@ func TestCooldownStopsOtherProcessesLeasesAtOnce(t *testing.T) {
 // after its lease: in-flight slots after 4 lease times, points after one.
 func TestLeasesOfADeadProcessExpire(t *testing.T) {
 	_, rdb := newMiniredis(t)
-	const lease = 40 * time.Millisecond
+	// Long enough that a loaded machine (-race, 2 busy cores) still makes
+	// the "still held" checks inside the lease.
+	const lease = 300 * time.Millisecond
 	dead := New(rdb, Config{MaxInflight: 2, PointsPerHour: 100, LeaseTime: lease, MaxWait: time.Millisecond}, nil)
 	const inflightLife = 4 * lease // a reservation outlives its renewal that long
-	for range 2 { // both slots, never reported
+	for range 2 {                  // both slots, never reported
 		if _, err := dead.Admit(context.Background(), inst, "POST", "r"); err != nil {
 			t.Fatal(err)
 		}

@@ -3,12 +3,10 @@ package jobs
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 
-	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
 	"retropub/outcomes"
@@ -47,14 +45,12 @@ func (r *publishRun) saveRecordAndRelease(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	keys := append([]string{r.key, r.lock.Key}, okeys...)
-	args := append([]any{r.p.Report.Revision, r.taskID, mappingTTL.Milliseconds()}, oargs...)
-	res, err := saveRecordAndReleaseScript.Run(ctx, r.h.Redis, keys, args...).Result()
+	res, err := r.store.saveRevisionAndRelease(ctx, r.p.Report.Revision, okeys, oargs)
 	if err != nil {
 		return fmt.Errorf("save revision and outcome: %w", err)
 	}
 	r.h.Outcomes.Recorded(o, res)
-	r.lock, r.recorded = nil, true
+	r.recorded = true
 	if err := r.h.Outcomes.Flush(ctx, o.IntegrationID); err != nil {
 		r.log.Warn("outcome left in the outbox for the relay", zap.Error(err))
 	}
@@ -91,22 +87,14 @@ func (h *Publisher) recordEnd(ctx context.Context, r *publishRun, payload []byte
 // parkClass tells whether err ends the task for good, and why: those
 // publishes need a person and are parked (asynq's archive would drop them).
 func parkClass(ctx context.Context, err error) (class string, final bool) {
-	var re *ReauthError
-	if errors.As(err, &re) {
+	c := classification(err)
+	if c.Class == NeedsReauth {
 		return outcomes.ClassNeedsReauth, true
 	}
-	var be *BlockedError
-	if errors.As(err, &be) {
+	if c.Class == Blocked {
 		return outcomes.ClassBlocked, true
 	}
-	if errors.Is(err, asynq.SkipRetry) {
-		return outcomes.ClassPermanent, true
-	}
-	n, _ := asynq.GetRetryCount(ctx)
-	if max, ok := asynq.GetMaxRetry(ctx); ok && IsFailure(err) && n >= max {
-		return outcomes.ClassPermanent, true
-	}
-	return "", false
+	return outcomes.ClassPermanent, c.ends(ctx)
 }
 
 // recordInvalid writes report.invalid for a payload that cannot be

@@ -105,8 +105,9 @@ type localFile struct {
 // loadFiles prepares every attachment: inline ones decoded and hashed, url
 // ones checked against the limits and, without a declared sha256, hashed by
 // a streamed download.
-func (r *publishRun) loadFiles(ctx context.Context) error {
+func (r *publishRun) loadFiles(ctx context.Context) ([]localFile, error) {
 	f := r.h.fetcher()
+	var files []localFile
 	for _, a := range r.p.Attachments {
 		var lf localFile
 		var err error
@@ -116,11 +117,11 @@ func (r *publishRun) loadFiles(ctx context.Context) error {
 			lf, err = f.inline(a)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		r.files = append(r.files, lf)
+		files = append(files, lf)
 	}
-	return nil
+	return files, nil
 }
 
 func (f *fetcher) inline(a Attachment) (localFile, error) {

@@ -11,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
-	"retropub/confluence"
 	"retropub/internal/rediskeys"
 )
 
@@ -72,15 +71,15 @@ return next[1]`)
 // task is listed; whoever frees a slot wakes the oldest (releaseSlot), so
 // the backfill keeps its share busy instead of polling. The deferral's own
 // delay is only the fallback for a missed wake-up.
-func (r *publishRun) takeSlot(ctx context.Context) error {
+func (r *publishRun) takeSlot(ctx context.Context) (bool, error) {
 	max := r.h.Limits.MaxActive
 	if max <= 0 {
-		r.res.Steps["fair_share"] = skipped
-		return nil
+		r.res.Steps[string(stepFairShare)] = skipped
+		return false, nil
 	}
 	ok, err := takeSlotScript.Run(ctx, r.h.Redis, []string{activeKey(r.p.IntegrationID), waitingKey(r.p.IntegrationID)}, max, r.taskID, lockTTL.Milliseconds()).Int()
 	if err != nil {
-		return fmt.Errorf("take integration slot: %w", err)
+		return false, fmt.Errorf("take integration slot: %w", err)
 	}
 	if ok == 0 {
 		// The list expires a day after its last waiter joined, so an
@@ -90,15 +89,14 @@ func (r *publishRun) takeSlot(ctx context.Context) error {
 		pipe.ZAddNX(ctx, waitingKey(r.p.IntegrationID), redis.Z{Score: float64(time.Now().UnixMilli()), Member: r.taskID})
 		pipe.Expire(ctx, waitingKey(r.p.IntegrationID), 24*time.Hour)
 		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf("list task as waiting: %w", err)
+			return false, fmt.Errorf("list task as waiting: %w", err)
 		}
-		return &DeferredError{
+		return false, &DeferredError{
 			Reason: fmt.Sprintf("integration %s already has %d tasks running", r.p.IntegrationID, max),
 			Delay:  10*time.Second + rand.N(20*time.Second),
 		}
 	}
-	r.slot = true
-	return nil
+	return true, nil
 }
 
 // releaseSlot frees the slot and wakes the integration's oldest waiting
@@ -133,14 +131,6 @@ func (r *publishRun) releaseSlot(ctx context.Context) {
 	}
 }
 
-// countedDeferral is a deferral that counts against the task's caps: one
-// that Confluence or its gate imposed (429, cooldown, breaker, budget), as
-// opposed to waiting for a lock or a fair share, which always progress.
-func countedDeferral(err error) bool {
-	var c interface{ CountsAsDeferral() bool }
-	return errors.Is(err, confluence.ErrRateLimited) || (errors.As(err, &c) && c.CountsAsDeferral())
-}
-
 // deferralCountScript counts a task's deferrals and remembers the first.
 // KEYS: counter hash. ARGV: now (unix ms), ttl ms. Returns {count, first ms}.
 var deferralCountScript = redis.NewScript(`
@@ -151,7 +141,7 @@ return {n, tonumber(redis.call('HGET', KEYS[1], 'first'))}`)
 
 // capDeferrals archives a task deferred too often or for too long.
 func (h *Publisher) capDeferrals(ctx context.Context, taskID string, err error) error {
-	if err == nil || !countedDeferral(err) {
+	if err == nil || !classification(err).Counted {
 		return err
 	}
 	maxN, maxFor := h.Limits.MaxDeferrals, h.Limits.MaxDeferredFor
@@ -169,7 +159,7 @@ func (h *Publisher) capDeferrals(ctx context.Context, taskID string, err error) 
 	}
 	waited := now.Sub(time.UnixMilli(res[1]))
 	if res[0] > int64(maxN) || waited > maxFor {
-		return permanent(fmt.Errorf("gave up after %d deferrals over %s (Confluence kept refusing): %w", res[0], waited.Round(time.Second), err))
+		return classify("", permanent(fmt.Errorf("gave up after %d deferrals over %s (Confluence kept refusing): %w", res[0], waited.Round(time.Second), err)))
 	}
 	return err
 }

@@ -2,11 +2,8 @@ package jobs
 
 import (
 	"context"
-	"errors"
 
 	"github.com/hibiken/asynq"
-
-	"retropub/confluence"
 )
 
 // Task outcomes as metrics see them. A finished publish reports its own
@@ -44,27 +41,22 @@ func setOutcome(ctx context.Context, outcome string) {
 }
 
 func outcomeOf(ctx context.Context, err error, success string) string {
-	var (
-		de *DeferredError
-		re *ReauthError
-		rl *confluence.RateLimitError
-	)
 	switch {
 	case err == nil && success != "":
 		return success
 	case err == nil:
 		return OutcomeOK
-	case errors.As(err, &re):
-		return OutcomeReauth
-	case errors.As(err, &de):
-		return OutcomeDeferred
-	case errors.As(err, &rl):
-		return OutcomeRateLimited
-	case errors.Is(err, asynq.SkipRetry):
-		return OutcomeArchived
 	}
-	n, _ := asynq.GetRetryCount(ctx)
-	if max, ok := asynq.GetMaxRetry(ctx); ok && n >= max {
+	c := classification(err)
+	switch c.Class {
+	case NeedsReauth:
+		return OutcomeReauth
+	case Deferred:
+		return OutcomeDeferred
+	case RateLimited:
+		return OutcomeRateLimited
+	}
+	if c.ends(ctx) {
 		return OutcomeArchived
 	}
 	return OutcomeRetry

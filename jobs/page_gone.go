@@ -26,7 +26,7 @@ func (r *publishRun) uploadOrRecreate(ctx context.Context) error {
 	switch {
 	case perr == nil:
 		r.log.Info("an attachment upload answered 404 on a page that exists; uploading its files again", zap.String("page_id", r.m.PageID), zap.Error(err))
-		if ferr := r.forgetFiles(ctx); ferr != nil {
+		if ferr := r.store.forgetFiles(ctx); ferr != nil {
 			return ferr
 		}
 		return r.uploadAttachments(ctx)
@@ -34,30 +34,14 @@ func (r *publishRun) uploadOrRecreate(ctx context.Context) error {
 		return perr
 	}
 	r.log.Info("mapped page is gone (an attachment upload answered 404); creating it again", zap.String("page_id", r.m.PageID))
-	if ferr := r.forgetFiles(ctx); ferr != nil {
+	if ferr := r.store.forgetFiles(ctx); ferr != nil {
 		return ferr
 	}
-	if ferr := r.h.Redis.HDel(ctx, r.key, "page_id", "version", "body_hash").Err(); ferr != nil {
+	if ferr := r.store.forgetPage(ctx); ferr != nil { // a create may go through unheard: look first
 		return ferr
 	}
-	r.m.PageID = ""
-	r.m.Pending = r.taskID // a create may have gone through: look first
 	if cerr := r.createPage(ctx); cerr != nil {
 		return cerr
 	}
 	return r.uploadAttachments(ctx)
-}
-
-// forgetFiles drops the mapping's file records, so the next upload looks
-// each file up (or, on a fresh page, adds it) instead of trusting ids.
-func (r *publishRun) forgetFiles(ctx context.Context) error {
-	fields := make([]string, 0, len(r.m.Files))
-	for name := range r.m.Files {
-		fields = append(fields, fieldFilePrefix+name)
-	}
-	r.m.Files = map[string]fileState{}
-	if len(fields) == 0 {
-		return nil
-	}
-	return r.h.Redis.HDel(ctx, r.key, fields...).Err()
 }

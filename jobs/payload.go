@@ -339,25 +339,78 @@ var (
 
 var ratings = map[string]bool{"green": true, "yellow": true, "amber": true, "red": true, "grey": true, "blue": true}
 
-// Validate checks the rules of DESIGN §2 and returns the first problem
-// found, in document order, as a *PayloadError.
+// Validate checks the rules of DESIGN §2 and returns every problem found,
+// in document order: a *PayloadError when there is one, PayloadErrors
+// when there are more (errors.As finds the first *PayloadError either way).
 func (p *PublishPayload) Validate() error {
 	if p == nil {
 		return perr("json", "no payload")
 	}
-	if err := schemaError(p.Schema); err != nil {
-		return err
+	var c problems
+	c.add(schemaError(p.Schema))
+	c.add(checkID("integration_id", p.IntegrationID))
+	p.Report.validate(&c)
+	p.Target.validate(&c)
+	validateAttachments(&c, p.Attachments)
+	return c.err()
+}
+
+// problems collects a payload's problems, in document order.
+type problems []*PayloadError
+
+func (c *problems) add(err error) {
+	if err == nil {
+		return
 	}
-	if err := checkID("integration_id", p.IntegrationID); err != nil {
-		return err
+	var pe *PayloadError
+	if !errors.As(err, &pe) {
+		pe = &PayloadError{Field: "json", Problem: err.Error()}
 	}
-	if err := p.Report.validate(); err != nil {
-		return err
+	*c = append(*c, pe)
+}
+
+func (c problems) err() error {
+	switch len(c) {
+	case 0:
+		return nil
+	case 1:
+		return c[0]
 	}
-	if err := p.Target.validate(); err != nil {
-		return err
+	return PayloadErrors(c)
+}
+
+// PayloadErrors are every problem of one payload, each naming its field.
+type PayloadErrors []*PayloadError
+
+func (es PayloadErrors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
 	}
-	return validateAttachments(p.Attachments)
+	return strings.Join(parts, "; ")
+}
+
+// Unwrap lets errors.As find the first *PayloadError.
+func (es PayloadErrors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// Problems lists every *PayloadError in err: the one, or all of
+// PayloadErrors; nil when err holds none.
+func Problems(err error) []*PayloadError {
+	var es PayloadErrors
+	if errors.As(err, &es) {
+		return es
+	}
+	var pe *PayloadError
+	if errors.As(err, &pe) {
+		return []*PayloadError{pe}
+	}
+	return nil
 }
 
 func checkID(field, v string) error {
@@ -370,60 +423,53 @@ func checkID(field, v string) error {
 	return nil
 }
 
-func (r *Report) validate() error {
-	if err := checkID("report.id", r.ID); err != nil {
-		return err
-	}
+func (r *Report) validate(c *problems) {
+	c.add(checkID("report.id", r.ID))
 	switch {
 	case r.Revision == 0:
-		return perr("report.revision", "required (a number ≥ 1 that grows with each change)")
+		c.add(perr("report.revision", "required (a number ≥ 1 that grows with each change)"))
 	case r.Revision < 0:
-		return perr("report.revision", "%d must be at least 1", r.Revision)
+		c.add(perr("report.revision", "%d must be at least 1", r.Revision))
 	case r.Revision > MaxRevision:
 		// Revisions are compared in Lua, as doubles: past 2^53 two
 		// revisions can compare equal and an older one overwrite a newer.
-		return perr("report.revision", "%d is more than %d (2^53−1, the largest whole number every JSON reader keeps exactly)", r.Revision, MaxRevision)
+		c.add(perr("report.revision", "%d is more than %d (2^53−1, the largest whole number every JSON reader keeps exactly)", r.Revision, MaxRevision))
 	}
 	switch r.Kind {
 	case KindRetrospective, KindHealthCheck:
 	case "":
-		return perr("report.kind", "required (%s or %s)", KindRetrospective, KindHealthCheck)
+		c.add(perr("report.kind", "required (%s or %s)", KindRetrospective, KindHealthCheck))
 	default:
-		return perr("report.kind", "%s is not one of %s, %s", quote(r.Kind), KindRetrospective, KindHealthCheck)
+		c.add(perr("report.kind", "%s is not one of %s, %s", quote(r.Kind), KindRetrospective, KindHealthCheck))
 	}
-	if strings.TrimSpace(r.Title) == "" {
-		return perr("report.title", "required (must not be blank)")
-	}
-	if n := utf8.RuneCountInString(r.Title); n > MaxTitleChars {
-		return perr("report.title", "%d characters, at most %d allowed", n, MaxTitleChars)
-	}
-	if err := checkPageTitle("report.title", r.Title, false); err != nil {
-		return err
+	if n := utf8.RuneCountInString(r.Title); strings.TrimSpace(r.Title) == "" {
+		c.add(perr("report.title", "required (must not be blank)"))
+	} else if n > MaxTitleChars {
+		c.add(perr("report.title", "%d characters, at most %d allowed", n, MaxTitleChars))
+	} else {
+		c.add(checkPageTitle("report.title", r.Title, false))
 	}
 	if r.HeldAt != "" {
 		if _, err := time.Parse(time.RFC3339, r.HeldAt); err != nil {
-			return perr("report.held_at", "%s is not an RFC 3339 time such as 2026-11-27T15:00:00Z", quote(r.HeldAt))
+			c.add(perr("report.held_at", "%s is not an RFC 3339 time such as 2026-11-27T15:00:00Z", quote(r.HeldAt)))
 		}
 	}
 	if r.Link != "" {
-		if err := checkHTTPURL("report.link", r.Link); err != nil {
-			return err
-		}
+		c.add(checkHTTPURL("report.link", r.Link))
 	}
 	switch r.Kind {
 	case KindRetrospective:
 		if r.Health != nil {
-			return perr("report.health", "only health_check reports carry health (kind is retrospective)")
+			c.add(perr("report.health", "only health_check reports carry health (kind is retrospective)"))
 		}
 	case KindHealthCheck:
 		if len(r.Sections) > 0 {
-			return perr("report.sections", "health_check reports carry no sections (put scores in report.health)")
+			c.add(perr("report.sections", "health_check reports carry no sections (put scores in report.health)"))
 		}
 		if r.Health == nil {
-			return perr("report.health", "required for a health_check report")
-		}
-		if len(r.Health.Dimensions) == 0 {
-			return perr("report.health.dimensions", "a health_check report needs at least one dimension")
+			c.add(perr("report.health", "required for a health_check report"))
+		} else if len(r.Health.Dimensions) == 0 {
+			c.add(perr("report.health.dimensions", "a health_check report needs at least one dimension"))
 		}
 	}
 	for i, a := range r.Actions {
@@ -431,22 +477,19 @@ func (r *Report) validate() error {
 			continue
 		}
 		if _, err := time.Parse(time.DateOnly, a.Due); err != nil {
-			return perr(fmt.Sprintf("report.actions[%d].due", i), "%s is not a date in the form YYYY-MM-DD", quote(a.Due))
+			c.add(perr(fmt.Sprintf("report.actions[%d].due", i), "%s is not a date in the form YYYY-MM-DD", quote(a.Due)))
 		}
 	}
 	if r.Health != nil {
 		for i, d := range r.Health.Dimensions {
-			if err := d.validate(fmt.Sprintf("report.health.dimensions[%d]", i)); err != nil {
-				return err
-			}
+			d.validate(c, fmt.Sprintf("report.health.dimensions[%d]", i))
 		}
 	}
-	return nil
 }
 
-func (d *Dimension) validate(field string) error {
+func (d *Dimension) validate(c *problems, field string) {
 	if d.Scale < 0 {
-		return perr(field+".scale", "%v must be greater than 0", d.Scale)
+		c.add(perr(field+".scale", "%v must be greater than 0", d.Scale))
 	}
 	inRange := func(name string, v float64) error {
 		if v < 0 {
@@ -457,98 +500,95 @@ func (d *Dimension) validate(field string) error {
 		}
 		return nil
 	}
-	if err := inRange("score", d.Score); err != nil {
-		return err
-	}
+	c.add(inRange("score", d.Score))
 	if d.Previous != nil {
-		if err := inRange("previous", *d.Previous); err != nil {
-			return err
-		}
+		c.add(inRange("previous", *d.Previous))
 	}
 	if d.Rating != "" && !ratings[d.Rating] {
-		return perr(field+".rating", "%s is not one of green, yellow, amber, red, grey, blue", quote(d.Rating))
+		c.add(perr(field+".rating", "%s is not one of green, yellow, amber, red, grey, blue", quote(d.Rating)))
 	}
-	return nil
 }
 
-func (t *Target) validate() error {
+// check is validate for one target on its own (the set-up tasks).
+func (t *Target) check() error {
+	var c problems
+	t.validate(&c)
+	return c.err()
+}
+
+func (t *Target) validate(c *problems) {
 	if t.SpaceKey == "" {
-		return perr("target.space_key", "required")
-	}
-	if !spaceKeyRE.MatchString(t.SpaceKey) {
-		return perr("target.space_key", "%s is not a Confluence space key (letters, digits, '_', '~' or '-')", quote(t.SpaceKey))
+		c.add(perr("target.space_key", "required"))
+	} else if !spaceKeyRE.MatchString(t.SpaceKey) {
+		c.add(perr("target.space_key", "%s is not a Confluence space key (letters, digits, '_', '~' or '-')", quote(t.SpaceKey)))
 	}
 	if t.RootPageID != "" && strings.Trim(t.RootPageID, "0123456789") != "" {
-		return perr("target.root_page_id", "%s must be a numeric page id", quote(t.RootPageID))
+		c.add(perr("target.root_page_id", "%s must be a numeric page id", quote(t.RootPageID)))
 	}
 	if t.ParentTitle != "" {
 		if n := utf8.RuneCountInString(t.ParentTitle); n > MaxTitleChars {
-			return perr("target.parent_title", "%d characters, at most %d allowed", n, MaxTitleChars)
-		}
-		if err := checkPageTitle("target.parent_title", t.ParentTitle, true); err != nil {
-			return err
+			c.add(perr("target.parent_title", "%d characters, at most %d allowed", n, MaxTitleChars))
+		} else {
+			c.add(checkPageTitle("target.parent_title", t.ParentTitle, true))
 		}
 	}
-	return nil
 }
 
-func validateAttachments(atts []Attachment) error {
+func validateAttachments(c *problems, atts []Attachment) {
 	seen := make(map[string]int, len(atts))
 	for i, a := range atts {
 		field := fmt.Sprintf("attachments[%d]", i)
 		switch {
 		case a.Filename == "":
-			return perr(field+".filename", "required")
+			c.add(perr(field+".filename", "required"))
 		case len(a.Filename) > 255:
-			return perr(field+".filename", "%d bytes, at most 255 allowed", len(a.Filename))
+			c.add(perr(field+".filename", "%d bytes, at most 255 allowed", len(a.Filename)))
 		case strings.ContainsAny(a.Filename, "/\\\x00"):
-			return perr(field+".filename", `must not contain / or \ or NUL (a name, not a path)`)
+			c.add(perr(field+".filename", `must not contain / or \ or NUL (a name, not a path)`))
 		case a.Filename == "." || a.Filename == "..":
-			return perr(field+".filename", "%s is not a file name", quote(a.Filename))
+			c.add(perr(field+".filename", "%s is not a file name", quote(a.Filename)))
 		case strings.IndexFunc(a.Filename, unicode.IsControl) >= 0 || !utf8.ValidString(a.Filename):
 			// The page's ri:filename and the multipart header would drop
 			// different characters, and the image would point nowhere.
-			return perr(field+".filename", "%s contains control characters or invalid UTF-8", quote(a.Filename))
+			c.add(perr(field+".filename", "%s contains control characters or invalid UTF-8", quote(a.Filename)))
 		case strings.IndexFunc(a.Filename, isBidiControl) >= 0:
 			// "a…\u202egnp.exe" shows as "a…exe.png": a name must read as
 			// what it is.
-			return perr(field+".filename", "%s contains bidirectional control characters (U+202A–U+202E, U+2066–U+2069, …)", quote(a.Filename))
+			c.add(perr(field+".filename", "%s contains bidirectional control characters (U+202A–U+202E, U+2066–U+2069, …)", quote(a.Filename)))
 		}
 		// Confluence matches attachment names case-insensitively, so two
 		// that differ only in case would overwrite each other.
 		key := strings.ToLower(a.Filename)
-		if j, dup := seen[key]; dup {
-			return perr(field+".filename", "%s is already used by attachments[%d] (names must be unique, ignoring case)", quote(a.Filename), j)
+		if j, dup := seen[key]; dup && a.Filename != "" {
+			c.add(perr(field+".filename", "%s is already used by attachments[%d] (names must be unique, ignoring case)", quote(a.Filename), j))
+		} else {
+			seen[key] = i
 		}
-		seen[key] = i
 		switch {
 		case a.URL == "" && a.DataBase64 == "":
-			return perr(field, "needs url or data_base64")
+			c.add(perr(field, "needs url or data_base64"))
 		case a.URL != "" && a.DataBase64 != "":
-			return perr(field, "has both url and data_base64, give exactly one")
+			c.add(perr(field, "has both url and data_base64, give exactly one"))
 		case a.URL != "":
-			if err := checkHTTPURL(field+".url", a.URL); err != nil {
-				return err
-			}
+			c.add(checkHTTPURL(field+".url", a.URL))
 		default:
 			if _, err := base64.StdEncoding.DecodeString(a.DataBase64); err != nil {
-				return perr(field+".data_base64", "not valid standard base64 (%v)", err)
+				c.add(perr(field+".data_base64", "not valid standard base64 (%v)", err))
 			}
 		}
 		if a.SHA256 != "" && !sha256RE.MatchString(a.SHA256) {
-			return perr(field+".sha256", "must be 64 hexadecimal characters (the SHA-256 of the file)")
+			c.add(perr(field+".sha256", "must be 64 hexadecimal characters (the SHA-256 of the file)"))
 		}
 		if a.Size < 0 {
-			return perr(field+".size", "%d must not be negative", a.Size)
+			c.add(perr(field+".size", "%d must not be negative", a.Size))
 		}
 		if a.ContentType != "" {
 			mt, _, err := mime.ParseMediaType(a.ContentType)
 			if typ, sub, ok := strings.Cut(mt, "/"); err != nil || !ok || typ == "" || sub == "" {
-				return perr(field+".content_type", "%s is not a media type such as application/pdf", quote(a.ContentType))
+				c.add(perr(field+".content_type", "%s is not a media type such as application/pdf", quote(a.ContentType)))
 			}
 		}
 	}
-	return nil
 }
 
 // quote quotes a value for an error message, cut short so that a huge

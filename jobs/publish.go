@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -133,10 +132,11 @@ func (h *Publisher) publish(ctx context.Context, taskID string, payload []byte) 
 	if taskID == "" {
 		r.taskID = p.TaskID()
 	}
+	r.store = newMappingStore(h.Redis, h.Legacy, p.IntegrationID, p.Report.ID, r.taskID)
 	err = h.capDeferrals(ctx, r.taskID, classify(p.IntegrationID, asBlocked(p, r.run(ctx))))
 	h.trackBlocked(ctx, log, p, r.res.Outcome, err)
 	var re *ReauthError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) && !re.Marked {
 		h.markReauth(ctx, log, p.IntegrationID, re.Reason)
 	}
 	if rerr := h.recordEnd(ctx, r, payload, err); rerr != nil {
@@ -164,129 +164,190 @@ func (h *Publisher) markReauth(ctx context.Context, log *zap.Logger, id, reason 
 	}
 }
 
-// publishRun is one attempt at one task: the payload, the state read so
-// far and the client, shared by the steps.
+// stepName names a publish step in logs and in the result's steps.
+type stepName string
+
+// The publish steps, in order (docs/design.md §5).
+const (
+	stepFairShare         stepName = "fair_share"
+	stepLockReport        stepName = "lock_report" // takes the lock, reads the mapping, marks a create pending
+	stepCheckRevision     stepName = "check_revision"
+	stepRender            stepName = "render"
+	stepHashAttachments   stepName = "hash_attachments" // url files are downloaded unless their sha256 is given
+	stepCheckUnchanged    stepName = "check_unchanged"
+	stepLoadIntegration   stepName = "load_integration"
+	stepResolveSpace      stepName = "resolve_space"
+	stepEnsureParent      stepName = "ensure_parent"
+	stepWritePage         stepName = "write_page"
+	stepUploadAttachments stepName = "upload_attachments"
+	stepSaveRevision      stepName = "save_revision"
+)
+
+var stepOrder = []stepName{
+	stepFairShare, stepLockReport, stepCheckRevision, stepRender, stepHashAttachments, stepCheckUnchanged,
+	stepLoadIntegration, stepResolveSpace, stepEnsureParent, stepWritePage, stepUploadAttachments, stepSaveRevision,
+}
+
+// publishRun is one attempt at one task. Each step returns what the later
+// ones need and run() keeps it here; what must outlive the attempt is in
+// the mapping (store), the only resumption state.
 type publishRun struct {
 	h      *Publisher
 	p      *PublishPayload
 	taskID string
 	log    *zap.Logger
+	store  *mappingStore
 
-	lock  *redislock.Lock
-	slot  bool   // holds one of the integration's active slots
-	key   string // mapping key
-	m     *mapping
-	title string // wanted page title
-	body  string
-	hash  string
-	files []localFile
-
+	slot     bool         // holds one of the integration's active slots (fair_share)
+	m        *mapping     // lock_report: the mapping, kept current by store
+	page     renderedPage // render
+	files    []localFile  // hash_attachments
 	rec      *credstore.Record
-	cf       Confluence
-	space    *confluence.Space
-	parentID string
-	// The space or parent id came from Redis this attempt, unconfirmed.
+	cf       Confluence // load_integration
+	at       placement  // resolve_space, ensure_parent (write_page may resolve it again)
+	recorded bool       // the outcome was recorded with the mapping
+	res      PublishResult
+}
+
+// renderedPage is the page as it should be: trimmed title, storage body
+// (with the ownership proof) and the hash of title and content.
+type renderedPage struct{ title, body, hash string }
+
+// placement is where the page goes. The ids that came from the Redis
+// cache this attempt are unconfirmed: a 404 under them resolves again.
+type placement struct {
+	space                     *confluence.Space
+	parentID                  string
 	spaceCached, parentCached bool
-	created                   bool // the page was created by this attempt
-	pendingMarked             bool // the lock step marked the create pending
-	done                      bool // a step finished the run early
-	recorded                  bool // the outcome was recorded with the mapping
-	res                       PublishResult
 }
 
-type step struct {
-	name string
-	fn   func(context.Context) error
-}
+// errFinished ends a run early with its outcome set (unchanged, skipped,
+// kept): the steps after it are reported skipped.
+var errFinished = errors.New("publish finished early")
 
-func (r *publishRun) run(ctx context.Context) (err error) {
-	steps := []step{
-		{"fair_share", r.takeSlot},
-		{"lock", r.takeLock},
-		{"read_mapping", r.readMapping},
-		{"render", r.render},
-		{"check_unchanged", r.checkUnchanged},
-		{"load_integration", r.loadIntegration},
-		{"resolve_space", r.resolveSpace},
-		{"ensure_parent", r.ensureParent},
-		{"write_page", r.writePage},
-		{"upload_attachments", r.uploadOrRecreate},
-		{"save", r.save},
+// step runs one named step: it logs it, records it in the result (ran,
+// unless the step recorded something else) and names it in its error.
+func step[T any](ctx context.Context, r *publishRun, name stepName, fn func(context.Context) (T, error)) (T, error) {
+	v, err := fn(ctx)
+	if errors.Is(err, errFinished) {
+		r.mark(name, ran)
+		return v, err
 	}
-	defer func() {
-		r.releaseSlot(context.WithoutCancel(ctx))
-		if r.lock != nil {
-			if rerr := r.lock.Release(context.WithoutCancel(ctx)); rerr != nil {
-				r.log.Warn("release report lock", zap.Error(rerr))
-			}
-		}
-		if r.cf != nil {
-			r.res.HTTPCalls = r.cf.Calls()
-		}
-	}()
-	for _, s := range steps {
-		if r.done {
-			r.res.Steps[s.name] = skipped
-			continue
-		}
-		if err := s.fn(ctx); err != nil {
-			r.log.Warn("step failed", zap.String("step", s.name), zap.Error(err))
-			return fmt.Errorf("%s: %w", s.name, err)
-		}
-		if _, set := r.res.Steps[s.name]; !set {
-			r.res.Steps[s.name] = ran
-		}
-		r.log.Debug("step done", zap.String("step", s.name), zap.String("outcome", r.res.Steps[s.name]))
+	if err != nil {
+		r.log.Warn("step failed", zap.String("step", string(name)), zap.Error(err))
+		return v, fmt.Errorf("%s: %w", name, err)
 	}
-	return nil
+	r.mark(name, ran)
+	r.log.Debug("step done", zap.String("step", string(name)), zap.String("outcome", r.res.Steps[string(name)]))
+	return v, nil
 }
 
-func (r *publishRun) takeLock(ctx context.Context) error {
-	l := redislock.New(r.h.Redis, reportLockKey(r.p.IntegrationID, r.p.Report.ID), r.taskID)
-	r.key = mappingKey(r.p.IntegrationID, r.p.Report.ID)
-	if err := r.h.Legacy.Adopt(ctx, l.Key, r.key); err != nil {
+// do runs a step that hands nothing on (it checks or writes).
+func do(ctx context.Context, r *publishRun, name stepName, fn func(context.Context) error) error {
+	_, err := step(ctx, r, name, func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) })
+	return err
+}
+
+// mark records a step's outcome unless the step already recorded one.
+func (r *publishRun) mark(name stepName, outcome string) {
+	if _, set := r.res.Steps[string(name)]; !set {
+		r.res.Steps[string(name)] = outcome
+	}
+}
+
+func (r *publishRun) run(ctx context.Context) error {
+	defer r.cleanup(context.WithoutCancel(ctx))
+	err := r.steps(ctx)
+	if errors.Is(err, errFinished) {
+		for _, name := range stepOrder {
+			r.mark(name, skipped)
+		}
+		return nil
+	}
+	return err
+}
+
+func (r *publishRun) steps(ctx context.Context) (err error) {
+	if r.slot, err = step(ctx, r, stepFairShare, r.takeSlot); err != nil {
 		return err
 	}
-	m, err := lockAndRead(ctx, r.h.Redis, l, r.key, lockTTL)
-	if err != nil {
+	if r.m, err = step(ctx, r, stepLockReport, r.store.lockAndRead); err != nil {
 		if errors.Is(err, redislock.ErrHeld) {
 			return &DeferredError{Reason: "report is being published by another task", Delay: time.Second + rand.N(2*time.Second)}
 		}
 		return err
 	}
-	r.lock, r.m, r.pendingMarked = l, m, m.PageID == ""
-	return nil
+	if err = do(ctx, r, stepCheckRevision, r.checkRevision); err != nil {
+		return err
+	}
+	if r.page, err = step(ctx, r, stepRender, r.render); err != nil {
+		return err
+	}
+	if r.files, err = step(ctx, r, stepHashAttachments, r.loadFiles); err != nil {
+		return err
+	}
+	if err = do(ctx, r, stepCheckUnchanged, r.checkUnchanged); err != nil {
+		return err
+	}
+	var conn connection
+	if conn, err = step(ctx, r, stepLoadIntegration, r.loadIntegration); err != nil {
+		return err
+	}
+	r.rec, r.cf = conn.rec, conn.cf
+	if r.at, err = step(ctx, r, stepResolveSpace, r.resolveSpace); err != nil {
+		return err
+	}
+	if r.at, err = step(ctx, r, stepEnsureParent, r.ensureParent); err != nil {
+		return err
+	}
+	if err = do(ctx, r, stepWritePage, r.writePage); err != nil {
+		return err
+	}
+	if err = do(ctx, r, stepUploadAttachments, r.uploadOrRecreate); err != nil {
+		return err
+	}
+	return do(ctx, r, stepSaveRevision, r.save)
 }
 
-// readMapping judges the mapping the lock step read with it.
-func (r *publishRun) readMapping(ctx context.Context) error {
+// cleanup frees the fair share and the report lock (unless the last step
+// released it with the revision) and counts the HTTP calls.
+func (r *publishRun) cleanup(ctx context.Context) {
+	r.releaseSlot(ctx)
+	if err := r.store.release(ctx); err != nil {
+		r.log.Warn("release report lock", zap.Error(err))
+	}
+	if r.cf != nil {
+		r.res.HTTPCalls = r.cf.Calls()
+	}
+}
+
+// checkRevision ends the run when a newer revision is already published.
+func (r *publishRun) checkRevision(ctx context.Context) error {
 	if m := r.m; m.Revision > r.p.Report.Revision {
 		r.finish("skipped_older_revision", fmt.Sprintf("revision %d is already published", m.Revision))
 		// Releases the lock and records the outcome in one script; the
 		// revision is never lowered.
-		return r.saveRevision(ctx)
+		return r.finished(ctx)
 	}
 	return nil
 }
 
-func (r *publishRun) render(ctx context.Context) error {
-	r.title = PageTitle(r.p.Report.Title)
-	r.body = RenderPage(r.p)
-	if err := checkBodySize(r.body); err != nil {
-		return err
+func (r *publishRun) render(context.Context) (renderedPage, error) {
+	title, body := PageTitle(r.p.Report.Title), RenderPage(r.p)
+	if err := checkBodySize(body); err != nil {
+		return renderedPage{}, err
 	}
-	r.hash = BodyHash(r.title, r.body)
+	hash := BodyHash(title, body)
 	// The proof goes in after hashing: the hash stays a function of the
 	// content, so pages written before proofs are not all rewritten.
-	r.body = r.h.Ownership.Seal(r.body, r.p.IntegrationID, r.p.Report.ID)
-	return r.loadFiles(ctx)
+	return renderedPage{title: title, body: r.h.Ownership.Seal(body, r.p.IntegrationID, r.p.Report.ID), hash: hash}, nil
 }
 
 // checkUnchanged decides from the mapping alone, before any credential is
 // loaded: an unchanged republish makes no HTTP request at all.
 func (r *publishRun) checkUnchanged(ctx context.Context) error {
 	m := r.m
-	if m.PageID == "" || m.TitleWanted != r.title || m.BodyHash != r.hash {
+	if m.PageID == "" || m.TitleWanted != r.page.title || m.BodyHash != r.page.hash {
 		return nil
 	}
 	for _, f := range r.files {
@@ -298,124 +359,137 @@ func (r *publishRun) checkUnchanged(ctx context.Context) error {
 	r.finish("unchanged", "")
 	// The revision is in Confluence now as much as if it had been written:
 	// raise the mapping's, so an older revision arriving later is skipped.
-	return r.saveRevision(ctx)
+	return r.finished(ctx)
 }
 
+// finish sets the outcome of a run that ends before writing.
 func (r *publishRun) finish(outcome, note string) {
 	r.res.Outcome, r.res.Note = outcome, note
-	r.done = true
 }
 
-func (r *publishRun) loadIntegration(ctx context.Context) error {
+// finished saves the revision (and the outcome) for a run that ends
+// early, and stops the steps.
+func (r *publishRun) finished(ctx context.Context) error {
+	if err := r.saveRevision(ctx); err != nil {
+		return err
+	}
+	return errFinished
+}
+
+// connection is the integration's record and the client for its instance.
+type connection struct {
+	rec *credstore.Record
+	cf  Confluence
+}
+
+func (r *publishRun) loadIntegration(ctx context.Context) (connection, error) {
 	rec, err := r.h.Integrations.Get(ctx, r.p.IntegrationID)
 	if errors.Is(err, credstore.ErrNotFound) {
-		return permanent(fmt.Errorf("integration %q does not exist: create it with `worker integrations put`", r.p.IntegrationID))
+		return connection{}, permanent(fmt.Errorf("integration %q does not exist: create it with `worker integrations put`", r.p.IntegrationID))
 	}
 	var uk *credstore.UnknownKeyError
 	if errors.As(err, &uk) || errors.Is(err, credstore.ErrCannotDecrypt) {
-		return permanent(err)
+		return connection{}, permanent(err)
 	}
 	if err != nil {
-		return err
+		return connection{}, err
 	}
 	if rec.Status.NeedsReauth {
-		return &ReauthError{Integration: rec.ID, Reason: rec.Status.Reason}
+		return connection{}, &ReauthError{Integration: rec.ID, Reason: rec.Status.Reason, Marked: true}
 	}
-	r.rec = rec
 	cf, err := r.h.Connect(ctx, rec)
 	if err != nil {
-		return err
+		return connection{}, err
 	}
-	r.cf = cf
-	return nil
+	return connection{rec: rec, cf: cf}, nil
 }
 
-func (r *publishRun) resolveSpace(ctx context.Context) error {
+func (r *publishRun) resolveSpace(ctx context.Context) (placement, error) {
+	var at placement
 	key := spaceKey(r.p.IntegrationID, r.p.Target.SpaceKey)
 	if err := r.h.Legacy.Adopt(ctx, key); err != nil {
-		return err
+		return at, err
 	}
 	if v, err := r.h.Redis.HGetAll(ctx, key).Result(); err == nil && v["id"] != "" {
-		r.space = &confluence.Space{ID: v["id"], Key: r.p.Target.SpaceKey, HomepageID: v["homepage"]}
-		r.res.Steps["resolve_space"] = "cached"
-		r.spaceCached = true
-		return nil
+		at.space = &confluence.Space{ID: v["id"], Key: r.p.Target.SpaceKey, HomepageID: v["homepage"]}
+		at.spaceCached = true
+		r.res.Steps[string(stepResolveSpace)] = "cached"
+		return at, nil
 	}
 	sp, err := r.cf.SpaceByKey(ctx, r.p.Target.SpaceKey)
 	if errors.Is(err, confluence.ErrNotFound) {
-		return permanent(fmt.Errorf("space %q not found in Confluence, or the integration cannot see it", r.p.Target.SpaceKey))
+		return at, permanent(fmt.Errorf("space %q not found in Confluence, or the integration cannot see it", r.p.Target.SpaceKey))
 	}
 	if err != nil {
-		return err
+		return at, err
 	}
-	r.space = sp
+	at.space = sp
 	pipe := r.h.Redis.TxPipeline()
 	pipe.HSet(ctx, key, "id", sp.ID, "homepage", sp.HomepageID)
 	pipe.Expire(ctx, key, cacheTTL)
 	_, err = pipe.Exec(ctx)
-	return err
+	return at, err
 }
 
 // ensureParent finds or creates the parent page; a 404 while the space id
 // came from the cache means the space id is stale: resolve both again.
-func (r *publishRun) ensureParent(ctx context.Context) error {
-	err := r.ensureParentOnce(ctx)
-	if errors.Is(err, confluence.ErrNotFound) && r.spaceCached {
-		return r.resolveAgain(ctx)
+func (r *publishRun) ensureParent(ctx context.Context) (placement, error) {
+	at, err := r.ensureParentOnce(ctx, r.at)
+	if errors.Is(err, confluence.ErrNotFound) && at.spaceCached {
+		return r.resolveAgain(ctx, at)
 	}
-	return err
+	return at, err
 }
 
 // ensureParentOnce finds or creates the parent page ("Retrospectives" …):
 // cached id, else by title in the whole space, else created under a short
 // lock so racing jobs make one parent.
-func (r *publishRun) ensureParentOnce(ctx context.Context) error {
+func (r *publishRun) ensureParentOnce(ctx context.Context, at placement) (placement, error) {
 	title := PageTitle(r.p.ParentTitle())
-	ckey := parentKey(r.p.IntegrationID, r.space.ID, r.p.Target.RootPageID, title)
-	if err := r.h.Legacy.Adopt(ctx, ckey, parentLockKey(r.p.IntegrationID, r.space.ID, title)); err != nil {
-		return err
+	ckey := parentKey(r.p.IntegrationID, at.space.ID, r.p.Target.RootPageID, title)
+	if err := r.h.Legacy.Adopt(ctx, ckey, parentLockKey(r.p.IntegrationID, at.space.ID, title)); err != nil {
+		return at, err
 	}
 	if id, err := r.h.Redis.Get(ctx, ckey).Result(); err == nil && id != "" {
-		r.parentID = id
-		r.res.Steps["ensure_parent"] = "cached"
-		r.parentCached = true
-		return nil
+		at.parentID, at.parentCached = id, true
+		r.res.Steps[string(stepEnsureParent)] = "cached"
+		return at, nil
 	}
-	remember := func(id string) error {
-		r.parentID = id
-		return r.h.Redis.Set(ctx, ckey, id, cacheTTL).Err()
+	remember := func(id string) (placement, error) {
+		at.parentID = id
+		return at, r.h.Redis.Set(ctx, ckey, id, cacheTTL).Err()
 	}
-	pg, use, err := r.findParent(ctx, title)
+	pg, use, err := r.findParent(ctx, at.space.ID, title)
 	if err == nil {
 		if r.p.Target.RootPageID != "" && pg.ParentID != r.p.Target.RootPageID {
 			r.log.Info("parent page found outside root_page_id; using it", zap.String("parent_id", pg.ID))
 		}
 		return remember(pg.ID)
 	} else if !errors.Is(err, confluence.ErrNotFound) {
-		return err
+		return at, err
 	}
-	l := redislock.New(r.h.Redis, parentLockKey(r.p.IntegrationID, r.space.ID, title), r.taskID)
+	l := redislock.New(r.h.Redis, parentLockKey(r.p.IntegrationID, at.space.ID, title), r.taskID)
 	if err := l.Acquire(ctx, 30*time.Second); err != nil {
 		if errors.Is(err, redislock.ErrHeld) {
-			return &DeferredError{Reason: "parent page is being created by another task", Delay: time.Second + rand.N(time.Second)}
+			return at, &DeferredError{Reason: "parent page is being created by another task", Delay: time.Second + rand.N(time.Second)}
 		}
-		return err
+		return at, err
 	}
 	defer l.Release(context.WithoutCancel(ctx))
 	if id, err := r.h.Redis.Get(ctx, ckey).Result(); err == nil && id != "" {
-		r.parentID = id
-		return nil
+		at.parentID = id
+		return at, nil
 	}
 	pg, err = r.cf.CreatePage(ctx, confluence.NewPage{
-		SpaceID: r.space.ID, ParentID: r.p.Target.RootPageID, Title: use,
+		SpaceID: at.space.ID, ParentID: r.p.Target.RootPageID, Title: use,
 		Body: "<p>Reports published by retropub.</p>",
 	})
 	if errors.Is(err, confluence.ErrTitleExists) {
 		// Created meanwhile, or held under another case: find it again.
-		pg, err = findPageByTitle(ctx, r.cf, r.space.ID, use)
+		pg, err = findPageByTitle(ctx, r.cf, at.space.ID, use)
 	}
 	if err != nil {
-		return err
+		return at, err
 	}
 	return remember(pg.ID)
 }
@@ -424,26 +498,23 @@ func (r *publishRun) ensureParentOnce(ctx context.Context) error {
 // answered 404 to a create under them, and looks both up again: a space
 // that is really gone ends the task (resolveSpace), a deleted parent is
 // found or created anew.
-func (r *publishRun) resolveAgain(ctx context.Context) error {
-	r.spaceCached, r.parentCached = false, false
-	r.log.Info("cached space or parent id refused by Confluence; resolving again", zap.String("space_id", r.space.ID), zap.String("parent_id", r.parentID))
+func (r *publishRun) resolveAgain(ctx context.Context, stale placement) (placement, error) {
+	r.log.Info("cached space or parent id refused by Confluence; resolving again", zap.String("space_id", stale.space.ID), zap.String("parent_id", stale.parentID))
 	keys := []string{spaceKey(r.p.IntegrationID, r.p.Target.SpaceKey),
-		parentKey(r.p.IntegrationID, r.space.ID, r.p.Target.RootPageID, PageTitle(r.p.ParentTitle()))}
+		parentKey(r.p.IntegrationID, stale.space.ID, r.p.Target.RootPageID, PageTitle(r.p.ParentTitle()))}
 	if err := r.h.Redis.Del(ctx, keys...).Err(); err != nil {
-		return err
+		return stale, err
 	}
-	delete(r.res.Steps, "resolve_space")
-	delete(r.res.Steps, "ensure_parent")
-	if err := r.resolveSpace(ctx); err != nil {
-		return err
+	delete(r.res.Steps, string(stepResolveSpace))
+	delete(r.res.Steps, string(stepEnsureParent))
+	at, err := r.resolveSpace(ctx)
+	if err != nil {
+		return at, err
 	}
-	err := r.ensureParentOnce(ctx)
-	for _, s := range []string{"resolve_space", "ensure_parent"} {
-		if _, set := r.res.Steps[s]; !set {
-			r.res.Steps[s] = "resolved_again"
-		}
-	}
-	return err
+	at, err = r.ensureParentOnce(ctx, at)
+	r.mark(stepResolveSpace, "resolved_again")
+	r.mark(stepEnsureParent, "resolved_again")
+	return at, err
 }
 
 // findPageByTitle looks a title up exactly, then case-insensitively,
@@ -459,8 +530,8 @@ func findPageByTitle(ctx context.Context, cf Confluence, spaceID, title string) 
 
 func (r *publishRun) writePage(ctx context.Context) error {
 	if r.m.PageID != "" {
-		if r.m.TitleWanted == r.title && r.m.BodyHash == r.hash {
-			r.res.Steps["write_page"] = skipped
+		if r.m.TitleWanted == r.page.title && r.m.BodyHash == r.page.hash {
+			r.res.Steps[string(stepWritePage)] = skipped
 			return nil
 		}
 		err := r.updatePage(ctx)
@@ -469,11 +540,9 @@ func (r *publishRun) writePage(ctx context.Context) error {
 		}
 		// Deleted in Confluence: create it anew and remap.
 		r.log.Info("mapped page is gone; creating it again", zap.String("page_id", r.m.PageID))
-		if err := r.h.Redis.HDel(ctx, r.key, "page_id", "version", "body_hash").Err(); err != nil {
+		if err := r.store.forgetPage(ctx); err != nil {
 			return err
 		}
-		r.m.PageID, r.m.Files = "", map[string]fileState{}
-		r.m.Pending = r.taskID // a create may have gone through: look first
 	}
 	return r.createPage(ctx)
 }
@@ -482,13 +551,13 @@ func (r *publishRun) writePage(ctx context.Context) error {
 // page changed since we wrote it: someone edited it in Confluence.
 func (r *publishRun) updatePage(ctx context.Context) error {
 	title := r.m.Title
-	if r.m.TitleWanted != r.title || title == "" {
-		title = r.title
+	if r.m.TitleWanted != r.page.title || title == "" {
+		title = r.page.title
 	}
 	next := r.m.Version + 1
 	for attempt := 0; ; attempt++ {
 		pg, err := r.cf.UpdatePage(ctx, confluence.PageUpdate{
-			ID: r.m.PageID, SpaceID: r.space.ID, ParentID: r.m.ParentID, Title: title, Body: r.body,
+			ID: r.m.PageID, SpaceID: r.at.space.ID, ParentID: r.m.ParentID, Title: title, Body: r.page.body,
 			Version: next, Message: versionMessage(r.p),
 		})
 		switch {
@@ -499,7 +568,7 @@ func (r *publishRun) updatePage(ctx context.Context) error {
 			if gerr != nil {
 				return gerr
 			}
-			if cur.Body.Storage.Value == r.body {
+			if cur.Body.Storage.Value == r.page.body {
 				// Our own write, whose answer an earlier attempt lost: not
 				// a person's edit, whatever the policy.
 				return r.saveWrittenPage(ctx, cur, false)
@@ -511,10 +580,10 @@ func (r *publishRun) updatePage(ctx context.Context) error {
 				r.finish("kept_manual_edit", note)
 				r.log.Info("manual edit kept", zap.String("page_id", cur.ID), zap.Int("our_version", r.m.Version),
 					zap.Int("current_version", cur.Version.Number), zap.String("edit_policy", "keep"), zap.String("reason", note))
-				return r.saveRevision(ctx)
+				return r.finished(ctx)
 			}
 			next = cur.Version.Number + 1
-		case errors.Is(err, confluence.ErrTitleExists) && title == r.title:
+		case errors.Is(err, confluence.ErrTitleExists) && title == r.page.title:
 			title = r.disambiguate(1)
 		default:
 			return err
@@ -526,7 +595,7 @@ func (r *publishRun) updatePage(ctx context.Context) error {
 // attempt may already have created it (its pending marker is there).
 func (r *publishRun) createPage(ctx context.Context) error {
 	if r.m.Pending != "" {
-		pg, err := r.findOwn(ctx, r.title)
+		pg, err := r.findOwn(ctx, r.page.title)
 		if err != nil {
 			return err
 		}
@@ -534,31 +603,25 @@ func (r *publishRun) createPage(ctx context.Context) error {
 			return r.adopt(ctx, pg)
 		}
 	}
-	if !r.pendingMarked {
-		pipe := r.h.Redis.TxPipeline()
-		pipe.HSet(ctx, r.key, "pending", r.taskID)
-		pipe.PExpire(ctx, r.key, mappingTTL)
-		if _, err := pipe.Exec(ctx); err != nil {
-			return err
-		}
-		r.pendingMarked = true
-	}
+	// The pending marker is in the mapping already: lock_report marks it
+	// when no page is mapped, forgetPage when the mapped one is gone.
 	for n := 0; n < 3; n++ {
 		title := r.disambiguate(n)
-		pg, err := r.cf.CreatePage(ctx, confluence.NewPage{SpaceID: r.space.ID, ParentID: r.parentID, Title: title, Body: r.body})
+		pg, err := r.cf.CreatePage(ctx, confluence.NewPage{SpaceID: r.at.space.ID, ParentID: r.at.parentID, Title: title, Body: r.page.body})
 		if err == nil {
-			r.created = true
 			return r.saveWrittenPage(ctx, pg, true)
 		}
 		if errors.Is(err, confluence.ErrNotFound) {
 			// The space or the parent is gone (or no longer visible): when
 			// either id came from the cache, drop both and resolve again.
-			if !r.spaceCached && !r.parentCached {
+			if !r.at.spaceCached && !r.at.parentCached {
 				return err
 			}
-			if err := r.resolveAgain(ctx); err != nil {
+			at, err := r.resolveAgain(ctx, r.at)
+			if err != nil {
 				return err
 			}
+			r.at = at
 			n--
 			continue
 		}
@@ -569,7 +632,7 @@ func (r *publishRun) createPage(ctx context.Context) error {
 			return r.adopt(ctx, pg)
 		}
 	}
-	return permanent(fmt.Errorf("title %q and its disambiguated forms are all taken in space %s", r.title, r.p.Target.SpaceKey))
+	return permanent(fmt.Errorf("title %q and its disambiguated forms are all taken in space %s", r.page.title, r.p.Target.SpaceKey))
 }
 
 // disambiguate gives the n-th title to try: the title, then with the date,
@@ -578,7 +641,7 @@ func (r *publishRun) disambiguate(n int) string {
 	suffix := ""
 	switch n {
 	case 0:
-		return r.title
+		return r.page.title
 	case 1:
 		suffix = heldDate(r.p.Report.HeldAt)
 		if suffix == "" {
@@ -587,21 +650,21 @@ func (r *publishRun) disambiguate(n int) string {
 	default:
 		suffix = r.p.Report.ID
 	}
-	return titleWithSuffix(r.title, suffix)
+	return titleWithSuffix(r.page.title, suffix)
 }
 
 // findOwn finds a page by title and accepts it only if it is this
 // report's: under the expected parent, with a footer that proves it
 // (Ownership.Owns). nil, nil when there is no such page or it is not ours.
 func (r *publishRun) findOwn(ctx context.Context, title string) (*confluence.Page, error) {
-	pg, err := r.cf.PageByTitle(ctx, r.space.ID, title, true)
+	pg, err := r.cf.PageByTitle(ctx, r.at.space.ID, title, true)
 	if errors.Is(err, confluence.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if ok, why := r.h.Ownership.Owns(pg.Body.Storage.Value, pg.ParentID, r.p.IntegrationID, r.p.Report.ID, r.parentID); !ok {
+	if ok, why := r.h.Ownership.Owns(pg.Body.Storage.Value, pg.ParentID, r.p.IntegrationID, r.p.Report.ID, r.at.parentID); !ok {
 		r.log.Info("page with the report's title is not ours", zap.String("page_id", pg.ID), zap.String("reason", why))
 		return nil, nil
 	}
@@ -611,8 +674,8 @@ func (r *publishRun) findOwn(ctx context.Context, title string) (*confluence.Pag
 // adopt maps a page an earlier attempt created, then brings it up to date.
 func (r *publishRun) adopt(ctx context.Context, pg *confluence.Page) error {
 	r.log.Info("adopting page created by an earlier attempt", zap.String("page_id", pg.ID))
-	r.m.PageID, r.m.Version, r.m.ParentID, r.m.Title, r.m.TitleWanted = pg.ID, pg.Version.Number, pg.ParentID, pg.Title, r.title
-	if pg.Body.Storage.Value == r.body {
+	r.m.PageID, r.m.Version, r.m.ParentID, r.m.Title, r.m.TitleWanted = pg.ID, pg.Version.Number, pg.ParentID, pg.Title, r.page.title
+	if pg.Body.Storage.Value == r.page.body {
 		return r.saveWrittenPage(ctx, pg, false)
 	}
 	return r.updatePage(ctx)
@@ -622,27 +685,13 @@ func (r *publishRun) adopt(ctx context.Context, pg *confluence.Page) error {
 func (r *publishRun) saveWrittenPage(ctx context.Context, pg *confluence.Page, fresh bool) error {
 	parent := pg.ParentID
 	if parent == "" {
-		parent = r.parentID
+		parent = r.at.parentID
 	}
-	fields := []any{
-		"page_id", pg.ID, "space_id", r.space.ID, "parent_id", parent, "title_wanted", r.title,
-		"title", pg.Title, "version", strconv.Itoa(pg.Version.Number), "body_hash", r.hash,
-		"url", r.absoluteURL(pg.URL()),
+	url := r.absoluteURL(pg.URL())
+	if err := r.store.savePage(ctx, pg, r.at.space.ID, parent, r.page.title, r.page.hash, url, fresh); err != nil {
+		return err
 	}
-	if fresh {
-		fields = append(fields, "fresh", "1")
-	}
-	pipe := r.h.Redis.TxPipeline()
-	pipe.HSet(ctx, r.key, fields...)
-	pipe.HDel(ctx, r.key, "pending")
-	pipe.PExpire(ctx, r.key, mappingTTL)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("save mapping for page %s: %w", pg.ID, err)
-	}
-	r.m.PageID, r.m.Version, r.m.ParentID, r.m.Title, r.m.TitleWanted, r.m.BodyHash = pg.ID, pg.Version.Number, parent, pg.Title, r.title, r.hash
-	r.m.Fresh = r.m.Fresh || fresh
-	r.m.URL = r.absoluteURL(pg.URL())
-	r.res.URL = r.m.URL
+	r.res.URL = url
 	return nil
 }
 
@@ -691,13 +740,13 @@ func (r *publishRun) uploadAttachments(ctx context.Context) error {
 	}
 	if len(add) == 0 {
 		if updated == 0 {
-			r.res.Steps["upload_attachments"] = skipped
+			r.res.Steps[string(stepUploadAttachments)] = skipped
 		}
-		return r.clearFresh(ctx)
+		return r.store.clearFresh(ctx)
 	}
 	// From here an upload may go through without us hearing of it: a
 	// later attempt must look by file name first.
-	if err := r.clearFresh(ctx); err != nil {
+	if err := r.store.clearFresh(ctx); err != nil {
 		return err
 	}
 	for _, batch := range batches(add) {
@@ -729,13 +778,11 @@ func (r *publishRun) addBatch(ctx context.Context, batch []localFile) error {
 	for _, a := range got {
 		byName[a.Title] = a.ID
 	}
-	fields := make([]any, 0, 2*len(batch))
+	saved := make(map[string]fileState, len(batch))
 	for _, f := range batch {
-		st := fileState{ID: byName[f.att.Filename], Hash: f.hash}
-		r.m.Files[f.att.Filename] = st
-		fields = append(fields, fieldFilePrefix+f.att.Filename, st.ID+" "+st.Hash)
+		saved[f.att.Filename] = fileState{ID: byName[f.att.Filename], Hash: f.hash}
 	}
-	return r.h.Redis.HSet(ctx, r.key, fields...).Err() // one write for the batch
+	return r.store.saveFiles(ctx, saved) // one write for the batch
 }
 
 func (r *publishRun) uploadOneByOne(ctx context.Context, batch []localFile) error {
@@ -798,16 +845,7 @@ func batches(files []localFile) [][]localFile {
 func hashComment(hash string) string { return "sha256:" + hash }
 
 func (r *publishRun) saveFile(ctx context.Context, name, id, hash string) error {
-	r.m.Files[name] = fileState{ID: id, Hash: hash}
-	return r.h.Redis.HSet(ctx, r.key, fieldFilePrefix+name, id+" "+hash).Err()
-}
-
-func (r *publishRun) clearFresh(ctx context.Context) error {
-	if !r.m.Fresh {
-		return nil
-	}
-	r.m.Fresh = false
-	return r.h.Redis.HDel(ctx, r.key, "fresh").Err()
+	return r.store.saveFiles(ctx, map[string]fileState{name: {ID: id, Hash: hash}})
 }
 
 func (r *publishRun) save(ctx context.Context) error {
@@ -825,9 +863,6 @@ func (r *publishRun) saveRevision(ctx context.Context) error {
 	if r.h.Outcomes != nil {
 		return r.saveRecordAndRelease(ctx)
 	}
-	err := saveAndReleaseScript.Run(ctx, r.h.Redis, []string{r.key, r.lock.Key}, r.p.Report.Revision, r.taskID, mappingTTL.Milliseconds()).Err()
-	if err == nil {
-		r.lock = nil
-	}
+	_, err := r.store.saveRevisionAndRelease(ctx, r.p.Report.Revision, nil, nil)
 	return err
 }

@@ -315,6 +315,11 @@ func TestClassifyStatusTable(t *testing.T) {
 			t.Errorf("%d: IsFailure %v, want %v", status, got, w.failure)
 		}
 	}
+	// A 403 says what to check, not just that it failed.
+	forbidden := classify("acme", &confluence.Error{StatusCode: 403, Method: "POST", Path: "/wiki/api/v2/pages"})
+	if !strings.Contains(forbidden.Error(), "permissions and scopes") {
+		t.Errorf("403 message %q does not say to check permissions and scopes", forbidden)
+	}
 	rl := classify("acme", &confluence.RateLimitError{Resp: &confluence.Error{StatusCode: 429}, RetryAfter: 3 * time.Second})
 	if IsFailure(rl) || errors.Is(rl, asynq.SkipRetry) {
 		t.Errorf("429 is a failure or permanent: %v", rl)

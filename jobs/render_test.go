@@ -294,7 +294,7 @@ func TestTitleWithSuffixKeepsTheSuffix(t *testing.T) {
 // disambiguate tries the title, then with the date, then with the report id.
 func TestDisambiguateOrder(t *testing.T) {
 	r := &publishRun{p: readPayload(t, "retrospective")}
-	r.title = PageTitle(r.p.Report.Title)
+	r.page.title = PageTitle(r.p.Report.Title)
 	got := []string{r.disambiguate(0), r.disambiguate(1), r.disambiguate(2)}
 	want := []string{"Sprint 42 Retrospective", "Sprint 42 Retrospective (2026-11-27)", "Sprint 42 Retrospective (retro-8f2c)"}
 	for i := range want {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/hibiken/asynq"
 
@@ -28,21 +30,46 @@ func (rp *Replayer) Replay(ctx context.Context, integration string) (int, error)
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	// Side by side: each replay is a few round trips, and an integration
+	// back from re-authorisation may have thousands parked.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	var (
+		n    atomic.Int64
+		wg   sync.WaitGroup
+		next = make(chan outcomes.Parked)
+	)
+	for range replayParallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range next {
+				ok, err := rp.One(ctx, p.IntegrationID, p.ReportID)
+				if err != nil {
+					stop(err)
+					continue
+				}
+				if ok {
+					n.Add(1)
+				}
+			}
+		}()
+	}
+feed:
 	for _, p := range list {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		ok, err := rp.One(ctx, p.IntegrationID, p.ReportID)
-		if err != nil {
-			return n, err
-		}
-		if ok {
-			n++
+		select {
+		case next <- p:
+		case <-ctx.Done():
+			break feed
 		}
 	}
-	return n, nil
+	close(next)
+	wg.Wait()
+	return int(n.Load()), context.Cause(ctx)
 }
+
+// replayParallel is how many replays run at once.
+const replayParallel = 16
 
 // One runs one parked publish again; false when it is no longer parked.
 // The parked task is run again under its own id when asynq still holds it

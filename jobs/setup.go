@@ -104,7 +104,7 @@ func (p *TestPayload) Validate() error {
 		return err
 	}
 	t := Target{SpaceKey: p.SpaceKey, RootPageID: p.RootPageID, ParentTitle: p.ParentTitle}
-	if err := t.validate(); err != nil {
+	if err := t.check(); err != nil {
 		return err
 	}
 	if utf8.RuneCountInString(p.ParentTitle) > 255 {
@@ -121,7 +121,7 @@ func (p *SearchPayload) Validate() error {
 	if err := checkHead(p.Schema, p.IntegrationID); err != nil {
 		return err
 	}
-	if err := (&Target{SpaceKey: p.SpaceKey}).validate(); err != nil {
+	if err := (&Target{SpaceKey: p.SpaceKey}).check(); err != nil {
 		return err
 	}
 	switch n := utf8.RuneCountInString(p.Query); {
@@ -254,16 +254,16 @@ func (h *setupHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	start := time.Now()
 	// The publisher's own step: same not-found, key and needs_reauth rules.
 	r := &publishRun{h: h.p, p: &PublishPayload{IntegrationID: id}, log: log}
-	err := r.loadIntegration(ctx)
+	conn, err := r.loadIntegration(ctx)
 	var res setupResult = &SetupStatus{}
 	if err == nil {
-		res, err = h.run(ctx, r.cf, p)
+		res, err = h.run(ctx, conn.cf, p)
 	}
 	err = classify(id, err)
 	st := res.status()
 	st.OK, st.LatencyMS = err == nil, time.Since(start).Milliseconds()
-	if r.cf != nil {
-		st.HTTPCalls = r.cf.Calls()
+	if conn.cf != nil {
+		st.HTTPCalls = conn.cf.Calls()
 	}
 	if err != nil {
 		st.Error = err.Error()

@@ -19,6 +19,7 @@ import (
 
 	"retropub/confluence/confluencetest"
 	"retropub/jobs"
+	"retropub/outcomes"
 )
 
 // End-to-end: the real worker and enqueue binaries, started as processes,
@@ -328,6 +329,16 @@ func TestSIGKILLBetweenPageAndAttachments(t *testing.T) {
 		}
 		if len(atts) != 3 || len(names) != 3 {
 			t.Fatalf("%s: attachments %v", r.b.name, names)
+		}
+	}
+	// The killed attempt recorded nothing; its re-run one published event.
+	count := map[string]int{}
+	for _, ev := range streamEvents(t, e.rdb) {
+		count[ev.ReportID+" "+ev.Type]++
+	}
+	for _, r := range runs {
+		if c := count["killed-"+r.b.name+" "+outcomes.TypePublished]; c != 1 || len(count) != len(runs) {
+			t.Fatalf("%s: %d published events; all events %v", r.b.name, c, count)
 		}
 	}
 }

@@ -60,6 +60,8 @@ type env struct {
 	procEnv       []string             // more environment for the binaries; later entries win
 	redisEnv      []string             // the binaries' Redis topology beyond REDIS_URL (cluster, Sentinel)
 	mr            *miniredis.Miniredis // nil on a real Redis
+	// middleware wraps the in-process worker's handlers (fault injection).
+	middleware asynq.MiddlewareFunc
 }
 
 type syncBuffer struct {
@@ -189,6 +191,9 @@ func (e *env) startWorker(concurrency int) *asynq.Server {
 		Outcomes:  &outcomes.Recorder{Redis: e.rdb},
 		Ownership: jobs.NewOwnership(e.keyring()),
 	})
+	if e.middleware != nil {
+		mux.Use(e.middleware)
+	}
 	srv := asynq.NewServerFromRedisClient(e.rdb, asynq.Config{
 		Concurrency:              concurrency,
 		Queues:                   map[string]int{"critical": 6, "default": 3, "low": 1},

@@ -2,11 +2,17 @@ package test
 
 import (
 	"context"
+	"errors"
 	"net/url"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"retropub/credstore"
 	"retropub/outcomes"
 )
 
@@ -88,5 +94,69 @@ func TestOutcomeEventPerPublish(t *testing.T) {
 				t.Errorf("status %+v, %v", st, err)
 			}
 		})
+	}
+}
+
+// Must-show 4: the worker "crashes" after each task's outcome is recorded
+// and before asynq hears the task ended (the middleware fails the first
+// attempt after the handler returned, as a SIGKILL there would: asynq
+// runs the task again). A published, an unchanged and a parked publish
+// each end with exactly one event, and the publish has its event.
+func TestCrashAfterRecordingMakesNoSecondEvent(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	crashed := map[string]bool{}
+	e.middleware = func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+			err := next.ProcessTask(ctx, task)
+			id, _ := asynq.GetTaskID(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if !crashed[id] {
+				crashed[id] = true
+				return errors.New("crashed before acknowledging") // transient: asynq runs it again
+			}
+			return err
+		})
+	}
+	e.putIntegration("reauth", "")
+	if err := e.store.SetStatus(context.Background(), "reauth", credstore.Status{NeedsReauth: true, Reason: "revoked", Since: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	e.startWorker(2)
+	p := e.retro("crash-1", 1, 1)
+	first := e.publish(p) // published, then run again: unchanged would be its second outcome
+	p.Report.Revision = 2
+	e.publish(p) // unchanged, run twice
+	parked := retro("crash-2", 1, 0)
+	parked.IntegrationID = "reauth"
+	res := e.enqueue(parked)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		info, err := e.insp.GetTaskInfo("default", res.TaskID)
+		if err == nil && info.State == asynq.TaskStateArchived && info.Retried > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("parked task did not end: %+v %v", info, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, id := range []string{first.ID, res.TaskID} {
+		if info, _ := e.insp.GetTaskInfo("default", id); info == nil || info.Retried == 0 {
+			t.Fatalf("task %s ran once: the crash was not injected", id)
+		}
+	}
+	evs := streamEvents(t, e.rdb)
+	var got []string
+	for _, ev := range evs {
+		got = append(got, ev.ReportID+" "+ev.Type)
+	}
+	want := []string{"crash-1 " + outcomes.TypePublished, "crash-1 " + outcomes.TypeUnchanged, "crash-2 " + outcomes.TypeParked}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events %v, want exactly %v", got, want)
+	}
+	if evs[0].Page == nil || evs[0].Page.ID != result(t, first).PageID {
+		t.Fatalf("published event %+v", evs[0])
 	}
 }

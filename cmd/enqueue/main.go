@@ -4,6 +4,7 @@
 //	enqueue test --integration ID --space KEY [--parent-title T] [--delete] [--wait[=DUR]]
 //	enqueue check --integration ID [--wait[=DUR]]
 //	enqueue search --integration ID --space KEY --query TEXT [--wait[=DUR]]
+//	enqueue status --integration ID --report R
 //
 // Output is one JSON line per event on stdout; diagnostics go to stderr.
 package main
@@ -64,6 +65,7 @@ var commands = map[string]command{
 	"test":    {"publish a test page through an integration (integration:test)", runTest},
 	"check":   {"check an integration: current user and spaces (integration:check)", runCheck},
 	"search":  {"search parent pages in a space (integration:search)", runSearch},
+	"status":  {"a report's latest outcome (--integration ID --report R)", runStatus},
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {

@@ -393,35 +393,39 @@ func (b repeatByte) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Every problem of every event is printed: a line that is not JSON is one
-// invalid event and hides none after it.
+// Must-show: three bad events, one of them not JSON, and every problem of
+// all three is printed (several per event), none hidden by the line that
+// is not JSON.
 func TestPublishReportsEveryProblemOfEveryEvent(t *testing.T) {
 	h := newHarness(t)
-	noID := strings.Replace(eventJSON("e2", "r2", 1), `"id":"r2",`, "", 1)
-	badKind := strings.Replace(eventJSON("e5", "r5", 1), `"kind":"retrospective"`, `"kind":"poll"`, 1)
-	in := jsonl(eventJSON("e1", "r1", 1), noID, "this line is not JSON {", eventJSON("e4", "r4", 1), badKind)
+	two := strings.NewReplacer(`"id":"r2",`, "", `"space_key":"ENG"`, `"space_key":"bad key!"`).Replace(eventJSON("e2", "r2", 1))
+	three := strings.NewReplacer(`"kind":"retrospective"`, `"kind":"poll"`, `"title":"Sprint 1"`, `"title":"  "`, `"revision":1`, `"revision":-4`).Replace(eventJSON("e5", "r5", 1))
+	in := jsonl(eventJSON("e1", "r1", 1), two, "this line is not JSON {", eventJSON("e4", "r4", 1), three)
 	code, lines, stderr := h.cli(t, in, "publish", "--file", "-")
 	if code != 2 {
 		t.Fatalf("code = %d, want 2 (stderr %s)", code, stderr)
 	}
 	want := []struct {
-		event int
-		error string
+		event    int
+		problems []string
 	}{
-		{2, "event 2 (event_id e2): report.id: required"},
-		{3, "event 3: not JSON: invalid character 'h' in literal true (expecting 'r') (near byte "},
-		{5, `event 5 (event_id e5): report.kind: "poll" is not one of retrospective, health_check`},
+		{2, []string{"event 2 (event_id e2): ", "report.id: required", `target.space_key: "bad key!" is not a Confluence space key`}},
+		{3, []string{"event 3: not JSON: invalid character 'h' in literal true (expecting 'r') (near byte ", "reading on from the next line"}},
+		{5, []string{"event 5 (event_id e5): ", "report.revision: -4 must be at least 1", `report.kind: "poll" is not one of retrospective, health_check`, "report.title: required"}},
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("lines = %+v, want %d invalid lines", lines, len(want))
 	}
 	for i, w := range want {
-		if l := lines[i]; l.Event != w.event || l.State != "invalid" || !strings.HasPrefix(l.Error, w.error) {
-			t.Errorf("line %d = %+v, want event %d with error %q", i, l, w.event, w.error)
+		l := lines[i]
+		if l.Event != w.event || l.State != "invalid" || !strings.HasPrefix(l.Error, w.problems[0]) {
+			t.Errorf("line %d = %+v, want event %d starting %q", i, l, w.event, w.problems[0])
 		}
-	}
-	if !strings.Contains(lines[1].Error, "reading on from the next line") {
-		t.Errorf("the not-JSON line does not say reading went on: %q", lines[1].Error)
+		for _, p := range w.problems[1:] {
+			if !strings.Contains(l.Error, p) {
+				t.Errorf("event %d: %q lacks %q", w.event, l.Error, p)
+			}
+		}
 	}
 	if !strings.Contains(stderr, "3 invalid event(s); nothing was enqueued") {
 		t.Errorf("stderr = %q", stderr)

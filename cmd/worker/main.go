@@ -20,6 +20,7 @@ import (
 	"retropub/internal/logging"
 	"retropub/internal/redisconn"
 	"retropub/internal/rediskeys"
+	"retropub/outcomes"
 )
 
 const usage = `usage:
@@ -27,6 +28,7 @@ const usage = `usage:
   worker demo [--once]         the whole pipeline on embedded defaults
   worker integrations put --file F|- | list | show ID | delete ID
   worker integrations oauth-url --redirect-uri U | oauth-exchange --code C --redirect-uri U --id ID
+  worker parked list [--integration ID] | replay (--integration ID | --all) | discard --integration ID --report R
   worker keys rotate           re-seal every integration with the first key of CREDSTORE_KEYS
   worker migrate               rename the Redis keys of a deployment made before the hash tags (idempotent; safe while workers run)`
 
@@ -44,7 +46,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch cmd {
 	case "demo":
 		return runDemo(ctx, args, stdout, stderr)
-	case "run", "integrations", "keys", "migrate":
+	case "run", "integrations", "keys", "migrate", "parked":
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return 0
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch cmd {
 	case "migrate":
 		return runMigrate(ctx, rdb, args, stdout, stderr)
+	case "parked":
+		return runParked(ctx, &outcomes.Store{Redis: rdb}, newReplayer(rdb), args, stdout, stderr)
 	case "integrations", "keys":
 		keys, err := credstore.ParseKeys(cfg.CredstoreKeys)
 		if err != nil {
@@ -115,6 +119,15 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger, rdb redis.U
 		dash, closeDash := dashboard(conn, cfg.DashboardUser, cfg.DashboardPassword, cfg.DashboardReadOnly)
 		defer closeDash()
 		mount = func(m *http.ServeMux) { m.Handle("/dashboard/", dash); m.Handle("/dashboard", dash) }
+	}
+	if len(cfg.APITokens) > 0 {
+		dashMount := mount
+		mount = func(m *http.ServeMux) {
+			if dashMount != nil {
+				dashMount(m)
+			}
+			a.apiHandler().Register(m)
+		}
 	}
 	addr, stopHTTP, err := startHTTP(log, cfg.HTTPAddr, a.httpMux(mount))
 	if err != nil {

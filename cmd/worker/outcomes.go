@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"retropub/config"
+	"retropub/httpapi"
 	"retropub/internal/metrics"
 	"retropub/jobs"
 	"retropub/outcomes"
@@ -71,4 +72,16 @@ func consumerName() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// apiHandler is the HTTP API of DESIGN §10 (API_TOKENS set).
+func (a *app) apiHandler() *httpapi.API {
+	tokens := make([]httpapi.Token, len(a.cfg.APITokens))
+	for i, t := range a.cfg.APITokens {
+		tokens[i] = httpapi.Token{Name: t.Name, Secret: t.Token}
+	}
+	client := asynq.NewClientFromRedisClient(a.rdb)
+	store := &outcomes.Store{Redis: a.rdb}
+	return &httpapi.API{Tokens: tokens, MaxBody: a.cfg.APIMaxBody, Client: client, Inspector: a.insp, Status: store,
+		Replayer: &jobs.Replayer{Client: client, Inspector: a.insp, Parked: store}, Integrations: a.store, Log: a.log}
 }

@@ -27,6 +27,8 @@ type limits struct {
 
 	quota        int // points per hour; 0 = off
 	quotaNow     func() time.Time
+	quotaLie     time.Duration // added to every reset the quota announces (quotalies.go)
+	quotaNoPol   bool          // no policy header and name once nothing remains
 	quotaHour    time.Time
 	quotaUsed    int
 	quota429s    int
@@ -219,7 +221,8 @@ func (s *Server) admitLimits(w http.ResponseWriter, r *http.Request, rt resolved
 		s.refuse(w, r, rt, http.StatusTooManyRequests, retry, "")
 		return true
 	}
-	if retry, spent := s.quotaSpent(); spent {
+	if retry, date, spent := s.quotaSpent(); spent {
+		w.Header().Set("Date", date) // the quota's clock is the server's
 		s.refuse(w, r, rt, http.StatusTooManyRequests, retry, "confluence-quota-global-based")
 		return true
 	}
@@ -276,19 +279,19 @@ func (l *limits) rollQuota() time.Time {
 	return now
 }
 
-func (s *Server) quotaSpent() (retry time.Duration, spent bool) {
+func (s *Server) quotaSpent() (retry time.Duration, date string, spent bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := &s.lim
 	if l.quota <= 0 {
-		return 0, false
+		return 0, "", false
 	}
 	now := l.rollQuota()
 	if l.quotaUsed < l.quota {
-		return 0, false
+		return 0, "", false
 	}
 	l.quota429s++
-	return l.quotaHour.Add(time.Hour).Sub(now), true
+	return l.quotaHour.Add(time.Hour).Sub(now) + l.quotaLie, now.UTC().Format(http.TimeFormat), true
 }
 
 // refuse answers a limit's 429 and records the request.
@@ -346,10 +349,17 @@ func (s *Server) chargeQuota(r *http.Request, rec *httptest.ResponseRecorder) {
 	}
 	l.quotaUsed += cost
 	h := rec.Header()
-	h.Set("RateLimit-Policy", fmt.Sprintf(`"global-app-quota";q=%d;w=3600`, l.quota))
-	if left := l.quota - l.quotaUsed; left < l.quota/5 {
-		reset := int(math.Ceil(l.quotaHour.Add(time.Hour).Sub(now).Seconds()))
-		h.Set("RateLimit", fmt.Sprintf(`"global-app-quota";r=%d;t=%d`, max(left, 0), reset))
+	h.Set("Date", now.UTC().Format(http.TimeFormat)) // the quota's clock is the server's
+	left := l.quota - l.quotaUsed
+	policy := `"global-app-quota";`
+	if l.quotaNoPol && left <= 0 {
+		policy = "" // seen in the wild: the policy vanishes at r=0
+	} else {
+		h.Set("RateLimit-Policy", fmt.Sprintf(`"global-app-quota";q=%d;w=3600`, l.quota))
+	}
+	if left < l.quota/5 {
+		reset := int(math.Ceil((l.quotaHour.Add(time.Hour).Sub(now) + l.quotaLie).Seconds()))
+		h.Set("RateLimit", fmt.Sprintf(`%sr=%d;t=%d`, policy, max(left, 0), reset))
 		h.Set("X-RateLimit-NearLimit", "true")
 	}
 }

@@ -45,6 +45,8 @@ type options struct {
 	scenarios                           string
 	profileDir                          string
 	full                                bool
+	workerEnv                           string
+	cluster                             bool
 }
 
 func main() {
@@ -60,6 +62,8 @@ func main() {
 	flag.IntVar(&o.db, "db", 7, "Redis database, with -redis")
 	flag.StringVar(&o.scenarios, "configs", "off,defaults,defaults-100", "configurations to run, in order: "+scenarioNames())
 	flag.StringVar(&o.profileDir, "profile", "", "build the worker with -tags pprof and save its CPU and alloc profiles of each run here")
+	flag.StringVar(&o.workerEnv, "worker-env", "", "extra VAR=value settings for the worker, comma-separated (an A/B of one setting)")
+	flag.BoolVar(&o.cluster, "cluster", false, "measure every configuration on a private Redis Cluster (3 masters, 3 replicas) too, and its ratio to one Redis")
 	flag.BoolVar(&o.full, "full", false, "also the gates-off figures of docs/performance.md: calls per case, 0-latency rate, asynq no-op rate, latency")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -123,16 +127,19 @@ func findScenarios(list string) ([]scenario, error) {
 }
 
 type world struct {
-	o      options
-	sc     scenario
-	rdb    *redis.Client
-	url    string
-	sites  []*confluencetest.Server
-	gw     *httptest.Server
-	keys   string
-	bin    string
-	client *asynq.Client
-	insp   *asynq.Inspector
+	o   options
+	sc  scenario
+	rdb redis.UniversalClient
+	url string
+	// clusterAddrs, when set, are the Redis Cluster's nodes: the workers
+	// get REDIS_CLUSTER_ADDRS.
+	clusterAddrs []string
+	sites        []*confluencetest.Server
+	gw           *httptest.Server
+	keys         string
+	bin          string
+	client       *asynq.Client
+	insp         *asynq.Inspector
 }
 
 func run(o options) error {
@@ -171,23 +178,36 @@ func run(o options) error {
 
 	fmt.Printf("retropub load harness: %d publishes per run, %d attachments each, %d worker process(es) × concurrency %d, fake latency %s, LOG_LEVEL=%s, Redis %s\n\n",
 		o.n, o.atts, o.procs, o.concurrency, o.latency, envOr("LOAD_LOG_LEVEL", "default (info)"), opt.Addr)
-	fmt.Println("| configuration | run | publishes/s | bare client /s | ratio | worker CPU per publish | Redis commands per publish: retropub / all |")
-	fmt.Println("|---|---|---|---|---|---|---|")
-	var summary []string
-	for _, sc := range list {
-		w.sc = sc
-		var ratios, cpus, cmds []float64
-		for i := 1; i <= o.repeat; i++ {
-			tp, err := w.throughput(ctx, o.latency, o.n, fmt.Sprintf("%s-%d", sc.name, i))
-			if err != nil {
-				return fmt.Errorf("%s: %w", sc.name, err)
-			}
-			bare := bareClient(o.latency, o.n, o.concurrency, o.atts, sc.instances)
-			ratio := 100 * tp.rate / bare
-			ratios, cpus, cmds = append(ratios, ratio), append(cpus, tp.cpuMS), append(cmds, tp.ownCmds)
-			fmt.Printf("| %s | %d | %.1f | %.1f | %.1f%% | %.2f ms | %.2f / %.1f |\n", sc.what, i, tp.rate, bare, ratio, tp.cpuMS, tp.ownCmds, tp.redisCmds)
+	summary, single, err := w.measure(ctx, list, "")
+	if err != nil {
+		return err
+	}
+	if o.cluster {
+		addrs, stop, err := startCluster()
+		if err != nil {
+			return err
 		}
-		summary = append(summary, fmt.Sprintf("| %s | %s | %s | %s |", sc.what, spread(ratios, "%.1f%%"), spread(cpus, "%.2f ms"), spread(cmds, "%.2f")))
+		defer stop()
+		cw := *w
+		cw.clusterAddrs = addrs
+		cw.rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: 200})
+		cw.url = "redis://" + addrs[0] + "/0"
+		if err := cw.flush(ctx); err != nil {
+			return fmt.Errorf("redis cluster: %w", err)
+		}
+		fmt.Printf("\nthe same on a Redis Cluster of 3 masters with a replica each (%s)\n\n", strings.Join(addrs, ","))
+		csum, clustered, err := cw.measure(ctx, list, "cluster-")
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		summary = append(summary, csum...)
+		fmt.Println()
+		fmt.Println("| configuration | one Redis publishes/s | Redis Cluster publishes/s | cluster / one Redis |")
+		fmt.Println("|---|---|---|---|")
+		for _, sc := range list {
+			fmt.Printf("| %s | %s | %s | %.1f%% |\n", sc.what, spread(single[sc.name], "%.1f"), spread(clustered[sc.name], "%.1f"),
+				100*mean(clustered[sc.name])/mean(single[sc.name]))
+		}
 	}
 	fmt.Println()
 	fmt.Println("| configuration | ratio to bare client | worker CPU per publish | retropub Redis commands per publish |")
@@ -200,6 +220,46 @@ func run(o options) error {
 		return w.fullFigures(ctx)
 	}
 	return nil
+}
+
+// measure runs each configuration o.repeat times against the bare client,
+// printing a row per run; it returns the summary rows and the publish rates
+// by configuration.
+func (w *world) measure(ctx context.Context, list []scenario, label string) ([]string, map[string][]float64, error) {
+	o := w.o
+	fmt.Println("| configuration | run | publishes/s | bare client /s | ratio | worker CPU per publish | Redis commands per publish: retropub / all |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	var summary []string
+	rates := map[string][]float64{}
+	for _, sc := range list {
+		w.sc = sc
+		var ratios, cpus, cmds []float64
+		what := sc.what
+		if w.clusterAddrs != nil {
+			what += ", Redis Cluster"
+		}
+		for i := 1; i <= o.repeat; i++ {
+			tp, err := w.throughput(ctx, o.latency, o.n, fmt.Sprintf("%s%s-%d", label, sc.name, i))
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", sc.name, err)
+			}
+			bare := bareClient(o.latency, o.n, o.concurrency, o.atts, sc.instances)
+			ratio := 100 * tp.rate / bare
+			ratios, cpus, cmds = append(ratios, ratio), append(cpus, tp.cpuMS), append(cmds, tp.ownCmds)
+			rates[sc.name] = append(rates[sc.name], tp.rate)
+			fmt.Printf("| %s | %d | %.1f | %.1f | %.1f%% | %.2f ms | %.2f / %.1f |\n", what, i, tp.rate, bare, ratio, tp.cpuMS, tp.ownCmds, tp.redisCmds)
+		}
+		summary = append(summary, fmt.Sprintf("| %s | %s | %s | %s |", what, spread(ratios, "%.1f%%"), spread(cpus, "%.2f ms"), spread(cmds, "%.2f")))
+	}
+	return summary, rates, nil
+}
+
+func mean(v []float64) float64 {
+	s := 0.0
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(max(len(v), 1))
 }
 
 // spread prints min–max (or the one value) of a figure over the runs.
@@ -400,10 +460,13 @@ func (w *world) startWorkers() []*worker {
 	for i := 0; i < w.o.procs; i++ {
 		cmd := exec.Command(w.bin)
 		cmd.Env = append([]string{
-			"REDIS_URL=" + w.url, "CREDSTORE_KEYS=" + w.keys, "ATLASSIAN_API_URL=" + w.gw.URL,
+			"REDIS_URL=" + w.url, "REDIS_CLUSTER_ADDRS=" + strings.Join(w.clusterAddrs, ","), "CREDSTORE_KEYS=" + w.keys, "ATLASSIAN_API_URL=" + w.gw.URL,
 			"CONFLUENCE_ALLOW_CIDRS=127.0.0.1/32,::1/128", "HTTP_ADDR=127.0.0.1:0",
 			"WORKER_CONCURRENCY=" + strconv.Itoa(w.o.concurrency), "WORKER_POLL_INTERVAL=20ms",
 		}, w.sc.env...)
+		if w.o.workerEnv != "" {
+			cmd.Env = append(cmd.Env, strings.Split(w.o.workerEnv, ",")...)
+		}
 		if lvl := os.Getenv("LOAD_LOG_LEVEL"); lvl != "" {
 			cmd.Env = append(cmd.Env, "LOG_LEVEL="+lvl)
 		}
@@ -585,31 +648,46 @@ type throughputResult struct {
 }
 
 // redisStats reads redis-server's CPU ms and commands processed so far.
+// On a cluster, the sums over its masters.
 func (w *world) redisStats(ctx context.Context) (cpuMS, cmds float64) {
-	info, err := w.rdb.Info(ctx, "cpu", "stats").Result()
-	if err != nil {
-		return 0, 0
-	}
-	for _, l := range strings.Split(info, "\r\n") {
-		k, v, _ := strings.Cut(l, ":")
-		f, _ := strconv.ParseFloat(v, 64)
-		switch k {
-		case "used_cpu_user", "used_cpu_sys":
-			cpuMS += f * 1000
-		case "total_commands_processed":
-			cmds = f
+	var mu sync.Mutex
+	_ = w.eachServer(ctx, func(c *redis.Client) error {
+		info, err := c.Info(ctx, "cpu", "stats").Result()
+		if err != nil {
+			return err
 		}
-	}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, l := range strings.Split(info, "\r\n") {
+			k, v, _ := strings.Cut(l, ":")
+			f, _ := strconv.ParseFloat(v, 64)
+			switch k {
+			case "used_cpu_user", "used_cpu_sys":
+				cpuMS += f * 1000
+			case "total_commands_processed":
+				cmds += f
+			}
+		}
+		return nil
+	})
 	return cpuMS, cmds
 }
 
 // mappingBytes is the Redis memory of one published report's mapping.
 func (w *world) mappingBytes(ctx context.Context) int64 {
-	keys, _, err := w.rdb.Scan(ctx, 0, "retropub:map:*", 1000).Result()
-	if err != nil || len(keys) == 0 {
-		return 0
-	}
-	n, _ := w.rdb.MemoryUsage(ctx, keys[0]).Result()
+	var mu sync.Mutex
+	var n int64
+	_ = w.eachServer(ctx, func(c *redis.Client) error {
+		keys, _, err := c.Scan(ctx, 0, "retropub:map:*", 1000).Result()
+		if err != nil || len(keys) == 0 {
+			return err
+		}
+		m, _ := c.MemoryUsage(ctx, keys[0]).Result()
+		mu.Lock()
+		n = max(n, m)
+		mu.Unlock()
+		return nil
+	})
 	return n
 }
 
@@ -730,49 +808,62 @@ func fetchTo(url, name string) error {
 // not at all): Redis commands per publish beyond asynq's own. MONITOR
 // slows Redis, so this pass is separate from the timed one.
 func (w *world) countOwnCommands(ctx context.Context, m int) (float64, error) {
-	opt := w.rdb.Options()
-	conn, err := net.Dial("tcp", opt.Addr)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	if _, err := fmt.Fprintf(conn, "MONITOR\r\n"); err != nil {
-		return 0, err
-	}
-	rd := bufio.NewReader(conn)
-	if line, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
-		return 0, fmt.Errorf("MONITOR: %q %v", line, err)
-	}
 	var own atomic.Int64
 	// LOAD_MONITOR_DUMP=file keeps the counted commands for a look.
 	var dump *os.File
+	var dumpMu sync.Mutex
 	if name := os.Getenv("LOAD_MONITOR_DUMP"); name != "" {
+		var err error
 		if dump, err = os.Create(name); err != nil {
 			return 0, err
 		}
 		defer dump.Close()
 	}
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		for {
-			line, err := rd.ReadString('\n')
-			if err != nil {
-				return
-			}
-			// +1733450000.123456 [7 127.0.0.1:5555] "evalsha" "…" "6" "retropub:gate:…"
-			_, rest, ok := strings.Cut(line, "]")
-			if !ok || strings.Contains(line[:len(line)-len(rest)], "lua") {
-				continue
-			}
-			if strings.Contains(rest, `"retropub:`) && !strings.Contains(rest, ownerKey) {
-				own.Add(1)
-				if dump != nil {
-					fmt.Fprint(dump, rest)
-				}
-			}
+	// One MONITOR per server holding data (each master of a cluster).
+	var readers sync.WaitGroup
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
 		}
 	}()
+	for _, addr := range w.masters(ctx) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			return 0, err
+		}
+		conns = append(conns, conn)
+		if _, err := fmt.Fprintf(conn, "MONITOR\r\n"); err != nil {
+			return 0, err
+		}
+		rd := bufio.NewReader(conn)
+		if line, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+			return 0, fmt.Errorf("MONITOR: %q %v", line, err)
+		}
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for {
+				line, err := rd.ReadString('\n')
+				if err != nil {
+					return
+				}
+				// +1733450000.123456 [7 127.0.0.1:5555] "evalsha" "…" "6" "retropub:gate:…"
+				_, rest, ok := strings.Cut(line, "]")
+				if !ok || strings.Contains(line[:len(line)-len(rest)], "lua") {
+					continue
+				}
+				if strings.Contains(rest, `"retropub:`) && !strings.Contains(rest, ownerKey) {
+					own.Add(1)
+					if dump != nil {
+						dumpMu.Lock()
+						fmt.Fprint(dump, rest)
+						dumpMu.Unlock()
+					}
+				}
+			}
+		}()
+	}
 	ids := map[string]time.Time{}
 	for i := 0; i < m; i++ {
 		id, err := w.enqueue(ctx, payload(i%w.sc.integrations, fmt.Sprintf("m%d", i), 1, w.o.atts, ""))
@@ -785,8 +876,10 @@ func (w *world) countOwnCommands(ctx context.Context, m int) (float64, error) {
 		return 0, err
 	}
 	time.Sleep(300 * time.Millisecond) // the last reports and lease returns
-	conn.Close()
-	<-readDone
+	for _, c := range conns {
+		c.Close()
+	}
+	readers.Wait()
 	return float64(own.Load()) / float64(m), nil
 }
 
@@ -911,7 +1004,7 @@ func (w *world) callCounts(ctx context.Context) ([]callCase, error) {
 // flush empties the database and makes a new asynq client: a client
 // remembers which queues it registered and would not register them again.
 func (w *world) flush(ctx context.Context) error {
-	if err := w.rdb.FlushDB(ctx).Err(); err != nil {
+	if err := w.eachServer(ctx, func(c *redis.Client) error { return c.FlushDB(ctx).Err() }); err != nil {
 		return err
 	}
 	if err := w.rdb.Set(ctx, ownerKey, "the retropub load harness flushes this database", 0).Err(); err != nil {
