@@ -3,6 +3,7 @@ package confluence
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -306,5 +307,33 @@ func TestAnswerBoundIsExact(t *testing.T) {
 		if tooLarge := errors.Is(err, ErrAnswerTooLarge); tooLarge == tc.ok {
 			t.Errorf("limit %d for %d bytes: %v", tc.limit, len(body), err)
 		}
+	}
+}
+
+// A gzip bomb: a small compressed answer that inflates past the bound. The
+// bound counts what the decoder reads, after the transport inflated it.
+func TestGzipBombAnswerIsBounded(t *testing.T) {
+	var bomb bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	zw.Write([]byte(`{"results":[`))
+	item := []byte(`{"id":"1","title":"x"},`)
+	for range (64 << 20) / len(item) {
+		zw.Write(item)
+	}
+	zw.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(bomb.Bytes())
+	}))
+	defer srv.Close()
+	c, err := NewCloud(srv.URL, "c1", WithAuthorizer(BearerToken("t")), loopback(), WithMaxAnswerBytes(4<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak := heapPeak(t, func() { _, err = c.PageByTitle(context.Background(), "1", "x", false) })
+	t.Logf("%d KiB compressed, 64 MiB inflated; peak heap %.1f MiB", bomb.Len()>>10, float64(peak)/(1<<20))
+	if !errors.Is(err, ErrAnswerTooLarge) || peak > 64<<20 {
+		t.Fatalf("err %v, peak %d MiB", err, peak>>20)
 	}
 }

@@ -262,6 +262,7 @@ func (in *instance) noteCooldownLocked(until time.Time) {
 func (g *Gate) renew(ctx context.Context) {
 	t := time.NewTicker(g.cfg.LeaseTime / 2)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -275,6 +276,7 @@ func (g *Gate) renew(ctx context.Context) {
 		}
 		g.mu.Unlock()
 		now := time.Now()
+		tried, tickErr := 0, error(nil)
 		for _, in := range ins {
 			in.mu.Lock()
 			l := in.lease
@@ -284,13 +286,32 @@ func (g *Gate) renew(ctx context.Context) {
 			busy := l.refreshing != nil
 			in.mu.Unlock()
 			if stale && holds && !busy {
-				if _, _, err := g.refreshInstance(ctx, in, false); err != nil && ctx.Err() == nil {
-					g.log.Warn("gate: renew in-flight reservation", zap.String("instance", in.name), zap.Error(err))
+				tried++
+				if _, _, err := g.refreshInstance(ctx, in, false); err != nil && tickErr == nil {
+					tickErr = err
 				}
 			}
 		}
-		if err := g.flushPoints(ctx, now); err != nil && ctx.Err() == nil {
-			g.log.Warn("gate: report points spent", zap.Error(err))
+		tried++ // flushPoints answers nil when it had nothing to report: no news either way
+		if err := g.flushPoints(ctx, now); err != nil && tickErr == nil {
+			tickErr = err
+		}
+		if tried > 1 || tickErr != nil {
+			failing = g.noteRenewal(ctx, failing, tickErr)
 		}
 	}
+}
+
+// noteRenewal logs the renewer's first failure and its recovery, not every
+// tick of an outage (the requests themselves report Redis errors).
+func (g *Gate) noteRenewal(ctx context.Context, failing bool, err error) bool {
+	switch {
+	case err != nil && ctx.Err() == nil && !failing:
+		g.log.Warn("gate: lease renewal failing; leases expire until Redis answers", zap.Error(err))
+		return true
+	case err == nil && failing:
+		g.log.Info("gate: lease renewal works again")
+		return false
+	}
+	return failing
 }

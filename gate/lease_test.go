@@ -107,7 +107,8 @@ func TestLeasesOfADeadProcessExpire(t *testing.T) {
 	const lease = 300 * time.Millisecond
 	dead := New(rdb, Config{MaxInflight: 2, PointsPerHour: 100, LeaseTime: lease, MaxWait: time.Millisecond}, nil)
 	const inflightLife = 4 * lease // a reservation outlives its renewal that long
-	for range 2 {                  // both slots, never reported
+	// both slots, never reported
+	for range 2 {
 		if _, err := dead.Admit(context.Background(), inst, "POST", "r"); err != nil {
 			t.Fatal(err)
 		}

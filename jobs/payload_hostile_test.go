@@ -34,6 +34,7 @@ func TestHostilePayloadsRefused(t *testing.T) {
 		{"case-variant duplicate", replace(`"integration_id": "acme-cloud",`, `"integration_id": "a", "INTEGRATION_ID": "b",`), "INTEGRATION_ID", `"integration_id" and "INTEGRATION_ID" differ only in case`},
 		{"case variant alone", replace(`"integration_id": "acme-cloud",`, `"Integration_ID": "acme-cloud",`), "Integration_ID", `spells it "integration_id"`},
 		{"Kelvin sign folds onto k", replace(`"kind": "retrospective"`, `"\u212aind": "retrospective"`), "report.\u212aind", `spells it "kind"`},
+		{"duplicate spelled with an escape", replace(`"integration_id": "acme-cloud",`, `"integration_id": "a", "integration\u005fid": "b",`), "integration_id", "duplicate key"},
 		{"nested duplicate", replace(`"title": "Sprint 42 Retrospective",`, `"title": "Sprint 42 Retrospective", "title": "x",`), "report.title", "duplicate key"},
 		{"duplicate in an array element", replace(`{"filename": "votes.png",`, `{"filename": "votes.png", "FILENAME": "evil.png",`), "attachments[1].FILENAME", "differ only in case"},
 		// Item 7: revisions a double cannot hold.

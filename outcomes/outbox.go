@@ -52,10 +52,13 @@ func (r *Recorder) Flush(ctx context.Context, integration string) error {
 	if integration == "" || !onCluster(r.Redis) {
 		return nil
 	}
-	if err := r.Redis.SAdd(ctx, outboxIndexKey, integration).Err(); err != nil {
-		return fmt.Errorf("outbox of %s: %w", integration, err)
+	err := r.relay(ctx, integration)
+	if err != nil {
+		// List it for Relay's next round (best effort: its sweep finds
+		// every outbox anyway).
+		r.Redis.SAdd(context.WithoutCancel(ctx), outboxIndexKey, integration)
 	}
-	return r.relay(ctx, integration)
+	return err
 }
 
 // relayBatch bounds one relay's reads.
@@ -66,8 +69,13 @@ const relayBatch = 100
 func (r *Recorder) relay(ctx context.Context, integration string) error {
 	lock, box := outboxLockKey(integration), outboxKey(integration)
 	ok, err := r.Redis.SetNX(ctx, lock, "1", 30*time.Second).Result()
-	if err != nil || !ok {
-		return err // another process is relaying it now
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// Another process is relaying it now; it may have read the outbox
+		// before this writer's event landed, so list it for Relay.
+		return r.Redis.SAdd(ctx, outboxIndexKey, integration).Err()
 	}
 	defer r.Redis.Del(context.WithoutCancel(ctx), lock)
 	for {
@@ -96,7 +104,8 @@ func (r *Recorder) relay(ctx context.Context, integration string) error {
 
 // sweepEvery is how often Relay looks at every integration's outbox, not
 // only the listed ones: a writer that died between its script and its
-// Flush listed nothing.
+// Flush listed nothing (a live one lists its outbox when it could not
+// relay it itself).
 const sweepEvery = 5 * time.Minute
 
 // Relay drains every listed outbox every interval until ctx ends (a

@@ -171,6 +171,14 @@ func TestClusterPublishScenarios(t *testing.T) {
 		t.Fatalf("%d events left in the outbox", n)
 	}
 
+	// The enqueue binary on the cluster (REDIS_CLUSTER_ADDRS), waiting for
+	// the worker's result.
+	out, code := e.runCmd("enqueue", jsonl(t, e.retro("cl-cli", 1, 1)), "publish", "--file", "-", "--wait=60s")
+	if rows := jsonLines(t, out); code != 0 || len(rows) != 1 || rows[0]["state"] != "completed" {
+		t.Fatalf("enqueue on the cluster: exit %d\n%s", code, out)
+	}
+	e.onePage("Retro cl-cli")
+
 	hold := e.fake.HoldNext("POST", regexp.MustCompile(`/child/attachment$`))
 	task := e.enqueue(e.retro("cl-killed", 1, 3)).TaskID
 	select {

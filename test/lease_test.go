@@ -21,7 +21,7 @@ func TestLeaseOfAKilledWorkerIsFreeAfterItsLeaseTime(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a worker process and kills it")
 	}
-	e := newParallelEnv(t, 3)
+	e := newEnv(t) // serial: a second and a half; every parallel slot is taken
 	held := e.fake.HoldNext("POST", nil)
 	defer held.Release(false)
 	ws := e.startWorkers(1, "CONFLUENCE_MAX_INFLIGHT=1", "CONFLUENCE_RATE=20", "INTEGRATION_MAX_ACTIVE=0")
