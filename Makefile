@@ -9,11 +9,13 @@ PKGS     := ./...
 demo:
 	$(GO) run -tags demo ./cmd/worker demo
 
-## test: every test, with the race detector (REDIS_URL adds the real-Redis suites)
+## test: every test, with the race detector (REDIS_URL adds the real-Redis suites).
+## -parallel 6: the parallel end-to-end tests mostly wait (asynq's lease recovery,
+## failovers), so more of them overlap than the 2 that GOMAXPROCS would allow.
 test:
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags demo ./cmd/worker
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m -parallel 6 $(PKGS)
 
 ## build: static binaries in bin/
 build:
