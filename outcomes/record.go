@@ -26,6 +26,8 @@ type Recorder struct {
 	// Observe, when set, is told the type of every event written (not of
 	// a re-run's repeat, which writes nothing): the outcomes metric.
 	Observe func(eventType string)
+	// Seal seals parked payloads; nil stores them as they are (tests).
+	Seal *Sealer
 }
 
 func (r *Recorder) now() time.Time {
@@ -161,8 +163,12 @@ func (r *Recorder) ReportKeysArgs(o *Report) (keys []string, args []any, err err
 	}
 	keys = []string{ReportStatusKey(o.IntegrationID, o.ReportID), r.streamFor(o.IntegrationID), parkedKey(o.IntegrationID, o.ReportID),
 		parkedIndexKey(o.IntegrationID), integrationStatusKey(o.IntegrationID), parkedReasonsKey(o.IntegrationID)}
+	payload := o.Payload
+	if r.Seal != nil && len(payload) > 0 {
+		payload = r.Seal.seal(o.IntegrationID, o.ReportID, payload)
+	}
 	args = []any{o.TaskID, data, o.Type, o.Revision, now.Format(time.RFC3339Nano), now.UnixMilli(), r.maxLen(), ttl.Milliseconds(),
-		pg.ID, pg.URL, pg.Title, strconv.Itoa(pg.Version), e.Class, e.Message, o.Payload, o.ReportID}
+		pg.ID, pg.URL, pg.Title, strconv.Itoa(pg.Version), e.Class, e.Message, payload, o.ReportID}
 	return keys, args, nil
 }
 

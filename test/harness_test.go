@@ -188,7 +188,7 @@ func (e *env) startWorker(concurrency int) *asynq.Server {
 		// Attachment sources in tests are httptest servers on loopback.
 		AttachmentURLHosts: []string{"127.0.0.1"}, AttachmentMaxBytes: e.maxAttachment,
 		Downloads: jobs.NewDownloadClient(30*time.Second, e.httpOpts...),
-		Outcomes:  &outcomes.Recorder{Redis: e.rdb},
+		Outcomes:  &outcomes.Recorder{Redis: e.rdb, Seal: must(outcomes.NewSealer(e.keyring()))},
 		Ownership: jobs.NewOwnership(e.keyring()),
 	})
 	if e.middleware != nil {
