@@ -73,28 +73,29 @@ type Report struct {
 // Returns {1, id} for a new event, {0, id} for a repeat.
 const reportLua = `
 local function record_report(K, A)
-  local gen = redis.call('HGET', K[1], 'gen') or '0'
-  local id = A[1] .. ':' .. gen
-  local runs = redis.call('HGET', K[1], 'runs') or ''
+  local cur = redis.call('HMGET', K[1], 'gen', 'runs', 'revision')
+  local id = A[1] .. ':' .. (cur[1] or '0')
+  local runs = cur[2] or ''
   if string.find(' ' .. runs .. ' ', ' ' .. id .. ' ', 1, true) then return {0, id} end
   local typ, rev = A[3], tonumber(A[4])
   redis.call('XADD', K[2], 'MAXLEN', '~', A[7], '*', 'event', '{"id":' .. cjson.encode(id) .. string.sub(A[2], 9))
   -- the last few runs are enough: a re-run comes soon after its crash
   local list = {id}
   for r in string.gmatch(runs, '%S+') do if #list < 16 then list[#list + 1] = r end end
-  redis.call('HSET', K[1], 'runs', table.concat(list, ' '))
-  local cur = tonumber(redis.call('HGET', K[1], 'revision') or '-1')
-  if rev >= cur then
-    redis.call('HSET', K[1], 'state', typ, 'revision', A[4], 'updated_at', A[5], 'event_id', id, 'task_id', A[1],
-      'error_class', A[13], 'error_message', A[14])
+  local st = {'runs', table.concat(list, ' ')}
+  if rev >= tonumber(cur[3] or '-1') then
+    -- the status is the latest revision's; an older one's is its event only
+    for _, v in ipairs({'state', typ, 'revision', A[4], 'updated_at', A[5], 'event_id', id, 'task_id', A[1],
+        'error_class', A[13], 'error_message', A[14]}) do st[#st + 1] = v end
     if A[9] ~= '' then
-      redis.call('HSET', K[1], 'page_id', A[9], 'page_url', A[10], 'page_title', A[11], 'page_version', A[12])
+      for _, v in ipairs({'page_id', A[9], 'page_url', A[10], 'page_title', A[11], 'page_version', A[12]}) do st[#st + 1] = v end
     end
-    if typ == 'report.published' then redis.call('HSET', K[1], 'published_at', A[5]) end
+    if typ == 'report.published' then st[#st + 1] = 'published_at'; st[#st + 1] = A[5] end
   end
+  redis.call('HSET', K[1], unpack(st))
   redis.call('PEXPIRE', K[1], A[8])
-  local prev = tonumber(redis.call('HGET', K[3], 'revision') or '-1')
-  local reason = redis.call('HGET', K[3], 'reason')
+  local pk = redis.call('HMGET', K[3], 'revision', 'reason')
+  local prev, reason = tonumber(pk[1] or '-1'), pk[2]
   if typ == 'report.parked' then
     if rev >= prev then
       if reason then redis.call('HINCRBY', K[6], reason, -1) end
@@ -104,6 +105,7 @@ local function record_report(K, A)
       redis.call('ZADD', K[4], A[6], A[16])
     end
     redis.call('HSET', K[5], 'last_failure', A[5], 'last_failure_message', A[14])
+    redis.call('PEXPIRE', K[5], A[8])
   elseif typ ~= 'report.invalid' then
     -- published, unchanged, kept, or skipped because a newer revision is
     -- in Confluence: nothing of this revision waits for a person now
@@ -112,9 +114,11 @@ local function record_report(K, A)
       redis.call('DEL', K[3])
       redis.call('ZREM', K[4], A[16])
     end
-    if typ ~= 'report.skipped' then redis.call('HSET', K[5], 'last_success', A[5]) end
+    if typ ~= 'report.skipped' then
+      redis.call('HSET', K[5], 'last_success', A[5])
+      redis.call('PEXPIRE', K[5], A[8])
+    end
   end
-  if redis.call('EXISTS', K[5]) == 1 then redis.call('PEXPIRE', K[5], A[8]) end
   return {1, id}
 end
 `

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"sync"
@@ -16,6 +14,7 @@ import (
 	"retropub/config"
 	"retropub/httpapi"
 	"retropub/internal/metrics"
+	"retropub/internal/randhex"
 	"retropub/jobs"
 	"retropub/outcomes"
 	"retropub/webhook"
@@ -69,9 +68,7 @@ func (a *app) startOutcomeLoops(ctx context.Context) (stop func()) {
 // old one's pending events are claimed like any dead worker's.
 func consumerName() string {
 	host, _ := os.Hostname()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randhex.String(4))
 }
 
 // apiHandler is the HTTP API of DESIGN §10 (API_TOKENS set).
