@@ -12,16 +12,22 @@ import (
 // Outcomes is the configuration of DESIGN §10.
 type Outcomes struct {
 	// OutcomeStreamMaxLen trims retropub:outcomes approximately.
+	// OUTCOME_STREAM_MAXLEN, default 1,000,000 (at least 1,000).
 	OutcomeStreamMaxLen int64
 	// OutcomeWebhookURL receives every outcome event; empty: no webhooks.
+	// OUTCOME_WEBHOOK_URL, default none.
 	OutcomeWebhookURL string
-	// OutcomeWebhookSecret is the signing key, whsec_ + base64.
+	// OutcomeWebhookSecret is the signing key, whsec_ + base64; required
+	// with OutcomeWebhookURL. OUTCOME_WEBHOOK_SECRET, default none.
 	OutcomeWebhookSecret string
 	// OutcomeWebhookMaxAge is how long an event is retried.
+	// OUTCOME_WEBHOOK_MAX_AGE, default 24h.
 	OutcomeWebhookMaxAge time.Duration
 	// APITokens are the HTTP API's bearer tokens; none: the API is off.
+	// API_TOKENS (name:token,…), default none.
 	APITokens []APIToken
 	// APIMaxBody caps a request body of the HTTP API.
+	// API_MAX_BODY, default 32 MiB.
 	APIMaxBody int64
 }
 

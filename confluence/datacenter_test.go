@@ -72,3 +72,34 @@ func TestDataCenterListSpaces(t *testing.T) {
 		}
 	}
 }
+
+// Data Center answers a created page with a relative /display/… link and
+// no _links.base: the client makes it absolute with the base URL, context
+// path included (issue 14 item 6). Cloud uses the answer's base, else the
+// site URL it was given.
+func TestPageURLsAreAbsolute(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/wiki/api/v2/") {
+			fmt.Fprint(w, `{"id":"42","status":"current","title":"T","_links":{"webui":"/spaces/ENG/pages/42/T"}}`)
+			return
+		}
+		fmt.Fprint(w, `{"id":"42","type":"page","status":"current","title":"T","_links":{"webui":"/display/ENG/T"}}`)
+	}))
+	defer srv.Close()
+	dc, err := NewServer(srv.URL+"/confluence/", WithAuthorizer(BearerToken("t")), loopback())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err := dc.CreatePage(context.Background(), NewPage{SpaceID: "ENG", ParentID: "7", Title: "T", Body: "b"})
+	if err != nil || pg.URL() != srv.URL+"/confluence/display/ENG/T" {
+		t.Fatalf("Data Center page URL %q (%v)", pg.URL(), err)
+	}
+	cl, err := NewCloud(srv.URL, "c", WithAuthorizer(BearerToken("t")), WithSiteURL("https://acme.atlassian.net/"), loopback())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err = cl.CreatePage(context.Background(), NewPage{SpaceID: "1", Title: "T", Body: "b"})
+	if err != nil || pg.URL() != "https://acme.atlassian.net/wiki/spaces/ENG/pages/42/T" {
+		t.Fatalf("Cloud page URL %q (%v)", pg.URL(), err)
+	}
+}

@@ -3,6 +3,7 @@ package credstore
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,7 +59,15 @@ func (e *TokenEndpointError) Unwrap() error { return e.Err }
 // Temporary reports whether a later fetch may succeed: no answer, 429 or
 // 5xx. A 2xx without a usable token, or a 4xx, needs a person.
 func (e *TokenEndpointError) Temporary() bool {
+	if certificateFailure(e.Err) {
+		return false // a certificate is not trusted until someone changes ca_pem
+	}
 	return e.Status == 0 || e.Status == http.StatusTooManyRequests || e.Status >= 500
+}
+
+func certificateFailure(err error) bool {
+	var cv *tls.CertificateVerificationError
+	return errors.As(err, &cv)
 }
 
 // clientTokenURL is where rec's service account gets its tokens.
@@ -124,6 +133,9 @@ func (t *Tokens) fetchClientToken(ctx context.Context, rec *Record, hc *http.Cli
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // the URL is in Endpoint already
+		}
+		if certificateFailure(err) {
+			return fail(0, "TLS certificate not trusted: "+err.Error()+" — add the CA to the integration's ca_pem", err)
 		}
 		return fail(0, "no answer: "+err.Error(), err)
 	}

@@ -81,7 +81,7 @@ func TestClientCredentialsRenewAndRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1850 * time.Millisecond) // inside the last tenth of its life
+	time.Sleep(1600 * time.Millisecond) // inside the last quarter of its life
 	t2, err := src.Token(ctx)
 	if err != nil || t2 == t1 {
 		t.Fatalf("token not renewed ahead of expiry: %v", err)

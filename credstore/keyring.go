@@ -7,11 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
+
+	"retropub/internal/randhex"
 )
 
 // Keyring holds the AES-256 keys from CREDSTORE_KEYS. The first one seals;
@@ -86,11 +87,9 @@ func decodeKey(s string) ([]byte, error) {
 // GenerateKey returns a fresh random key id and 32-byte key (standard
 // base64), ready for CREDSTORE_KEYS as kid+":"+encoded.
 func GenerateKey() (kid, encoded string) {
-	id := make([]byte, 4)
 	key := make([]byte, 32)
-	rand.Read(id) // crypto/rand.Read never fails (Go ≥ 1.24)
-	rand.Read(key)
-	return "k" + hex.EncodeToString(id), base64.StdEncoding.EncodeToString(key)
+	rand.Read(key) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return "k" + randhex.String(4), base64.StdEncoding.EncodeToString(key)
 }
 
 // PrimaryID is the id of the key that seals new records.

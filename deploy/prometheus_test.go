@@ -257,3 +257,45 @@ func TestPromtoolRules(t *testing.T) {
 		}
 	}
 }
+
+// The dashboard imports into Grafana as it is: unique panel ids, panels
+// inside the 24-column grid, every query on the ${datasource} variable.
+func TestGrafanaDashboardShape(t *testing.T) {
+	raw, err := os.ReadFile("grafana/retropub.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		UID        string
+		Templating struct{ List []struct{ Name, Type string } }
+		Panels     []struct {
+			ID         int
+			Title      string
+			Datasource struct{ UID string }
+			GridPos    struct{ X, Y, W, H int }
+			Targets    []struct{ RefID string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatal(err)
+	}
+	if dash.UID == "" || len(dash.Templating.List) == 0 || dash.Templating.List[0].Name != "datasource" || dash.Templating.List[0].Type != "datasource" {
+		t.Fatalf("uid %q, templating %+v: want a uid and a datasource variable", dash.UID, dash.Templating.List)
+	}
+	ids := map[int]bool{}
+	for _, p := range dash.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d twice", p.ID)
+		}
+		ids[p.ID] = true
+		if g := p.GridPos; g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+			t.Errorf("panel %q: gridPos %+v outside the 24-column grid", p.Title, g)
+		}
+		if p.Datasource.UID != "${datasource}" {
+			t.Errorf("panel %q: datasource %q, want ${datasource}", p.Title, p.Datasource.UID)
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+	}
+}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"retropub/credstore"
 )
 
 // newRedis is miniredis, or with REDIS_URL a real Redis (flushed DB: use
@@ -198,5 +200,40 @@ func TestInvalidOncePerTask(t *testing.T) {
 	}
 	if ev := events(t, rdb); len(ev) != 1 || ev[0].Type != TypeInvalid || ev[0].Error.Class != ClassInvalid {
 		t.Fatalf("events %+v", ev)
+	}
+}
+
+// Parked payloads are sealed in Redis (they may carry signed attachment
+// URLs) and open only for the report they were parked for.
+func TestParkedPayloadsAreSealed(t *testing.T) {
+	ctx := context.Background()
+	rdb := newRedis(t)
+	kid, key := credstore.GenerateKey()
+	keys, err := credstore.ParseKeys(kid + ":" + key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal, err := NewSealer(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := `{"attachments":[{"url":"https://files.example.com/a.pdf?X-Amz-Signature=deadbeefcafe"}]}`
+	o := report("t1", TypeParked, 1)
+	o.Payload = []byte(secret)
+	if _, err := (&Recorder{Redis: rdb, Seal: seal}).RecordReport(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := rdb.HGet(ctx, parkedKey("acme", "r1"), "payload").Result()
+	if err != nil || strings.Contains(raw, "deadbeefcafe") || !strings.HasPrefix(raw, "v1:"+kid+":") {
+		t.Fatalf("stored payload %q (%v): want it sealed", raw, err)
+	}
+	// Copied to another report, it does not open.
+	rdb.HSet(ctx, parkedKey("acme", "r2"), "payload", raw)
+	if _, err := (&Store{Redis: rdb, Seal: seal}).TakeReplay(ctx, "acme", "r2"); !errors.Is(err, ErrSealed) {
+		t.Fatalf("copied payload: %v, want ErrSealed", err)
+	}
+	rp, err := (&Store{Redis: rdb, Seal: seal}).TakeReplay(ctx, "acme", "r1")
+	if err != nil || string(rp.Payload) != secret {
+		t.Fatalf("replay %q, %v", rp.Payload, err)
 	}
 }

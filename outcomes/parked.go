@@ -132,7 +132,13 @@ func (s *Store) TakeReplay(ctx context.Context, integration, report string) (*Re
 	}
 	payload, _ := res[0].(string)
 	gen, _ := res[1].(int64)
-	return &Replay{Payload: []byte(payload), Generation: gen}, nil
+	data := []byte(payload)
+	if s.Seal != nil {
+		if data, err = s.Seal.open(integration, report, data); err != nil {
+			return nil, err
+		}
+	}
+	return &Replay{Payload: data, Generation: gen}, nil
 }
 
 // ParkedByReason counts every integration's parked reports by reason, for

@@ -26,6 +26,8 @@ type Recorder struct {
 	// Observe, when set, is told the type of every event written (not of
 	// a re-run's repeat, which writes nothing): the outcomes metric.
 	Observe func(eventType string)
+	// Seal seals parked payloads; nil stores them as they are (tests).
+	Seal *Sealer
 }
 
 func (r *Recorder) now() time.Time {
@@ -73,28 +75,29 @@ type Report struct {
 // Returns {1, id} for a new event, {0, id} for a repeat.
 const reportLua = `
 local function record_report(K, A)
-  local gen = redis.call('HGET', K[1], 'gen') or '0'
-  local id = A[1] .. ':' .. gen
-  local runs = redis.call('HGET', K[1], 'runs') or ''
+  local cur = redis.call('HMGET', K[1], 'gen', 'runs', 'revision')
+  local id = A[1] .. ':' .. (cur[1] or '0')
+  local runs = cur[2] or ''
   if string.find(' ' .. runs .. ' ', ' ' .. id .. ' ', 1, true) then return {0, id} end
   local typ, rev = A[3], tonumber(A[4])
   redis.call('XADD', K[2], 'MAXLEN', '~', A[7], '*', 'event', '{"id":' .. cjson.encode(id) .. string.sub(A[2], 9))
   -- the last few runs are enough: a re-run comes soon after its crash
   local list = {id}
   for r in string.gmatch(runs, '%S+') do if #list < 16 then list[#list + 1] = r end end
-  redis.call('HSET', K[1], 'runs', table.concat(list, ' '))
-  local cur = tonumber(redis.call('HGET', K[1], 'revision') or '-1')
-  if rev >= cur then
-    redis.call('HSET', K[1], 'state', typ, 'revision', A[4], 'updated_at', A[5], 'event_id', id, 'task_id', A[1],
-      'error_class', A[13], 'error_message', A[14])
+  local st = {'runs', table.concat(list, ' ')}
+  if rev >= tonumber(cur[3] or '-1') then
+    -- the status is the latest revision's; an older one's is its event only
+    for _, v in ipairs({'state', typ, 'revision', A[4], 'updated_at', A[5], 'event_id', id, 'task_id', A[1],
+        'error_class', A[13], 'error_message', A[14]}) do st[#st + 1] = v end
     if A[9] ~= '' then
-      redis.call('HSET', K[1], 'page_id', A[9], 'page_url', A[10], 'page_title', A[11], 'page_version', A[12])
+      for _, v in ipairs({'page_id', A[9], 'page_url', A[10], 'page_title', A[11], 'page_version', A[12]}) do st[#st + 1] = v end
     end
-    if typ == 'report.published' then redis.call('HSET', K[1], 'published_at', A[5]) end
+    if typ == 'report.published' then st[#st + 1] = 'published_at'; st[#st + 1] = A[5] end
   end
+  redis.call('HSET', K[1], unpack(st))
   redis.call('PEXPIRE', K[1], A[8])
-  local prev = tonumber(redis.call('HGET', K[3], 'revision') or '-1')
-  local reason = redis.call('HGET', K[3], 'reason')
+  local pk = redis.call('HMGET', K[3], 'revision', 'reason')
+  local prev, reason = tonumber(pk[1] or '-1'), pk[2]
   if typ == 'report.parked' then
     if rev >= prev then
       if reason then redis.call('HINCRBY', K[6], reason, -1) end
@@ -104,6 +107,7 @@ local function record_report(K, A)
       redis.call('ZADD', K[4], A[6], A[16])
     end
     redis.call('HSET', K[5], 'last_failure', A[5], 'last_failure_message', A[14])
+    redis.call('PEXPIRE', K[5], A[8])
   elseif typ ~= 'report.invalid' then
     -- published, unchanged, kept, or skipped because a newer revision is
     -- in Confluence: nothing of this revision waits for a person now
@@ -112,9 +116,11 @@ local function record_report(K, A)
       redis.call('DEL', K[3])
       redis.call('ZREM', K[4], A[16])
     end
-    if typ ~= 'report.skipped' then redis.call('HSET', K[5], 'last_success', A[5]) end
+    if typ ~= 'report.skipped' then
+      redis.call('HSET', K[5], 'last_success', A[5])
+      redis.call('PEXPIRE', K[5], A[8])
+    end
   end
-  if redis.call('EXISTS', K[5]) == 1 then redis.call('PEXPIRE', K[5], A[8]) end
   return {1, id}
 end
 `
@@ -157,8 +163,12 @@ func (r *Recorder) ReportKeysArgs(o *Report) (keys []string, args []any, err err
 	}
 	keys = []string{ReportStatusKey(o.IntegrationID, o.ReportID), r.streamFor(o.IntegrationID), parkedKey(o.IntegrationID, o.ReportID),
 		parkedIndexKey(o.IntegrationID), integrationStatusKey(o.IntegrationID), parkedReasonsKey(o.IntegrationID)}
+	payload := o.Payload
+	if r.Seal != nil && len(payload) > 0 {
+		payload = r.Seal.seal(o.IntegrationID, o.ReportID, payload)
+	}
 	args = []any{o.TaskID, data, o.Type, o.Revision, now.Format(time.RFC3339Nano), now.UnixMilli(), r.maxLen(), ttl.Milliseconds(),
-		pg.ID, pg.URL, pg.Title, strconv.Itoa(pg.Version), e.Class, e.Message, o.Payload, o.ReportID}
+		pg.ID, pg.URL, pg.Title, strconv.Itoa(pg.Version), e.Class, e.Message, payload, o.ReportID}
 	return keys, args, nil
 }
 

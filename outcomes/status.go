@@ -20,6 +20,9 @@ var ErrNotFound = errors.New("not found")
 // Store reads status and parked publishes, and discards and replays them.
 type Store struct {
 	Redis redis.UniversalClient
+	// Seal opens parked payloads sealed by a Recorder with the same keys;
+	// nil reads them as they are (tests).
+	Seal *Sealer
 }
 
 // ReportStatus is a report's latest outcome (DESIGN §10). Never a secret.

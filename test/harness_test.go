@@ -8,6 +8,7 @@ import (
 	"net/http"
 	neturl "net/url"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,9 +88,22 @@ func newEnv(t testing.TB) *env { return newEnvDB(t, 0) }
 // Redis it takes its own database (testDB+slot), so flushes don't collide.
 // Slots are handed out once per long test (they wait for asynq's lease
 // recovery, so running them side by side saves a minute each).
+//
+// With redis-server installed, a parallel test gets a private redis-server
+// on a free port instead, so no two tests (nor two checkouts testing on one
+// machine) can share a database whatever slots they were given.
 func newParallelEnv(t *testing.T, slot int) *env {
 	t.Parallel()
-	return newEnvDB(t, slot)
+	if os.Getenv("REDIS_URL") == "" {
+		return newEnvDB(t, slot) // miniredis: private anyway
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return newEnvDB(t, slot)
+	}
+	rs := startRedisServer(t, freePort(t))
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.port)})
+	t.Cleanup(func() { rdb.Close() })
+	return newEnvOn(t, rdb, rs.url())
 }
 
 func newEnvDB(t testing.TB, slot int) *env {
@@ -188,7 +202,7 @@ func (e *env) startWorker(concurrency int) *asynq.Server {
 		// Attachment sources in tests are httptest servers on loopback.
 		AttachmentURLHosts: []string{"127.0.0.1"}, AttachmentMaxBytes: e.maxAttachment,
 		Downloads: jobs.NewDownloadClient(30*time.Second, e.httpOpts...),
-		Outcomes:  &outcomes.Recorder{Redis: e.rdb},
+		Outcomes:  &outcomes.Recorder{Redis: e.rdb, Seal: must(outcomes.NewSealer(e.keyring()))},
 		Ownership: jobs.NewOwnership(e.keyring()),
 	})
 	if e.middleware != nil {

@@ -71,6 +71,10 @@ func TestTwelveThousandParkedThenPublishedOnce(t *testing.T) {
 		t.Fatalf("asynq kept %d archived tasks: its cap is 10,000", q.Archived)
 	}
 
+	// Sealed in Redis: a payload may carry signed attachment URLs.
+	if raw := e.rdb.HGet(ctx, "retropub:parked:{reauth}:park-0", "payload").Val(); raw == "" || strings.Contains(raw, "park-0") {
+		t.Fatalf("parked payload stored as %.80q: want it sealed", raw)
+	}
 	out, code := e.runCmd("worker", "", "parked", "list", "--integration", "reauth")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || len(lines) != n {

@@ -119,7 +119,7 @@ func TestNonRetryableRedisErrorsDoNotSpin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measures CPU over several seconds")
 	}
-	rs := startRedisServer(t, 6441, "--requirepass", "pw-one", "--maxmemory-policy", "noeviction")
+	rs := startRedisServer(t, freePort(t), "--requirepass", "pw-one", "--maxmemory-policy", "noeviction")
 	rs.admin = redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.port), Password: "pw-one"})
 	e := newEnv(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))

@@ -138,7 +138,7 @@ func TestRedisRestartMidRunLosesNothing(t *testing.T) {
 		t.Skip("kills and restarts a redis-server under two worker processes; recovery waits for asynq's lease recovery")
 	}
 	t.Parallel()
-	rs, e := aofRedisEnv(t, 6442)
+	rs, e := aofRedisEnv(t, freePort(t))
 	const reports, files = 30, 2
 	ids := e.enqueueAttached("restart", reports, files)
 	// A slow fleet-wide rate stretches the run so the kill lands mid-way.
@@ -175,7 +175,7 @@ func TestRedisOutageWhileTasksFinishLosesNothing(t *testing.T) {
 		t.Skip("keeps Redis down 5 s and waits for asynq's lease recovery to run the interrupted tasks again")
 	}
 	t.Parallel()
-	rs, e := aofRedisEnv(t, 6443)
+	rs, e := aofRedisEnv(t, freePort(t))
 	const reports, files = 8, 2
 	hold := e.fake.HoldNext("POST", regexp.MustCompile(`/child/attachment$`))
 	ids := e.enqueueAttached("outage", reports, files)

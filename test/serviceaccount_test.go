@@ -132,3 +132,25 @@ func TestServiceAccountFleet(t *testing.T) {
 		})
 	}
 }
+
+// A Data Center service account behind a private CA: the token endpoint
+// on the customer's base_url is reached with the integration's ca_pem
+// (and its egress policy), like every other call to it; without the CA
+// the token fetch fails on the certificate and the task says so.
+func TestServiceAccountDataCenterPrivateCA(t *testing.T) {
+	e := newEnv(t)
+	dc := tlsDataCenter(t)
+	dc.AddServiceAccount("tls-svc", "tls-svc-secret", "READ", "WRITE")
+	auth := credstore.Auth{Kind: credstore.KindClientCredentials, ClientID: "tls-svc",
+		ClientSecret: "tls-svc-secret", Scopes: []string{"READ", "WRITE"}}
+	e.putServer("svc-tls", dc.BaseURL(), dc.CertificatePEM(), auth)
+	e.putServer("svc-tls-noca", dc.BaseURL(), "", auth)
+	e.startWorker(2)
+	e.publish(publishTo("svc-tls", "via-ca"))
+	onePageIn(t, dc.Server, "Retro via-ca")
+	if f := dc.TokenFetches(); len(f) != 1 || f[0].Status != http.StatusOK {
+		t.Fatalf("token fetches %+v", f)
+	}
+	e.archived(publishTo("svc-tls-noca", "no-ca"), "/rest/oauth2/latest/token", "certificate", "ca_pem")
+	e.assertNoSecrets(map[string]string{"tls service account secret": "tls-svc-secret"})
+}

@@ -68,7 +68,11 @@ func newApp(cfg *config.Config, log *zap.Logger, rdb redis.UniversalClient) (*ap
 		return a.ready(ctx) == nil
 	})
 	a.mux = asynq.NewServeMux()
-	a.recorder = newRecorder(cfg, rdb, a.met)
+	seal, err := outcomes.NewSealer(keys)
+	if err != nil {
+		return nil, err
+	}
+	a.recorder = newRecorder(cfg, rdb, a.met, seal)
 	tokens := credstore.NewTokens(a.store, oauthConfig(cfg, a.http))
 	a.gate = newGate(cfg, a, log)
 	connect := jobs.NewConnector(cfg.AtlassianAPIURL, a.http, tokens,

@@ -75,7 +75,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "migrate":
 		return runMigrate(ctx, rdb, args, stdout, stderr)
 	case "parked":
-		return runParked(ctx, &outcomes.Store{Redis: rdb}, newReplayer(rdb), args, stdout, stderr)
+		seal, err := newSealer(cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+		return runParked(ctx, &outcomes.Store{Redis: rdb, Seal: seal}, newReplayer(rdb, seal), args, stdout, stderr)
 	case "integrations", "keys":
 		keys, err := credstore.ParseKeys(cfg.CredstoreKeys)
 		if err != nil {
@@ -87,8 +92,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if cmd == "keys" {
 			return runKeys(ctx, store, args, stdout, stderr)
 		}
-		return runIntegrations(ctx, integrationsDeps{store: store, replay: newReplayer(rdb),
-			outcomes: newRecorder(cfg, rdb, nil), oauth: oauthConfig(cfg, nil)}, args, stdin, stdout, stderr)
+		seal, err := outcomes.NewSealer(keys)
+		if err != nil {
+			fmt.Fprintln(stderr, "CREDSTORE_KEYS:", err)
+			return 2
+		}
+		return runIntegrations(ctx, integrationsDeps{store: store, replay: newReplayer(rdb, seal),
+			outcomes: newRecorder(cfg, rdb, nil, seal), oauth: oauthConfig(cfg, nil)}, args, stdin, stdout, stderr)
 	}
 	if err := serve(ctx, cfg, log, rdb); err != nil {
 		log.Error("worker stopped", zap.Error(err))

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"sync"
@@ -14,8 +12,10 @@ import (
 	"go.uber.org/zap"
 
 	"retropub/config"
+	"retropub/credstore"
 	"retropub/httpapi"
 	"retropub/internal/metrics"
+	"retropub/internal/randhex"
 	"retropub/jobs"
 	"retropub/outcomes"
 	"retropub/webhook"
@@ -23,14 +23,23 @@ import (
 
 // newRecorder is the outcome recorder of the configuration; met nil
 // counts nothing.
-func newRecorder(cfg *config.Config, rdb redis.UniversalClient, met *metrics.Metrics) *outcomes.Recorder {
-	return &outcomes.Recorder{Redis: rdb, MaxLen: cfg.OutcomeStreamMaxLen, Observe: met.OutcomeEvent}
+func newRecorder(cfg *config.Config, rdb redis.UniversalClient, met *metrics.Metrics, seal *outcomes.Sealer) *outcomes.Recorder {
+	return &outcomes.Recorder{Redis: rdb, MaxLen: cfg.OutcomeStreamMaxLen, Observe: met.OutcomeEvent, Seal: seal}
+}
+
+// newSealer seals parked payloads with keys derived from CREDSTORE_KEYS.
+func newSealer(cfg *config.Config) (*outcomes.Sealer, error) {
+	keys, err := credstore.ParseKeys(cfg.CredstoreKeys)
+	if err != nil {
+		return nil, fmt.Errorf("CREDSTORE_KEYS: %w", err)
+	}
+	return outcomes.NewSealer(keys)
 }
 
 // newReplayer runs parked publishes again through rdb's queues.
-func newReplayer(rdb redis.UniversalClient) *jobs.Replayer {
+func newReplayer(rdb redis.UniversalClient, seal *outcomes.Sealer) *jobs.Replayer {
 	return &jobs.Replayer{Client: asynq.NewClientFromRedisClient(rdb), Inspector: asynq.NewInspectorFromRedisClient(rdb),
-		Parked: &outcomes.Store{Redis: rdb}}
+		Parked: &outcomes.Store{Redis: rdb, Seal: seal}}
 }
 
 // startOutcomeLoops runs what every worker does for the outcome stream
@@ -69,9 +78,7 @@ func (a *app) startOutcomeLoops(ctx context.Context) (stop func()) {
 // old one's pending events are claimed like any dead worker's.
 func consumerName() string {
 	host, _ := os.Hostname()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randhex.String(4))
 }
 
 // apiHandler is the HTTP API of DESIGN §10 (API_TOKENS set).
@@ -81,7 +88,7 @@ func (a *app) apiHandler() *httpapi.API {
 		tokens[i] = httpapi.Token{Name: t.Name, Secret: t.Token}
 	}
 	client := asynq.NewClientFromRedisClient(a.rdb)
-	store := &outcomes.Store{Redis: a.rdb}
+	store := &outcomes.Store{Redis: a.rdb, Seal: a.recorder.Seal}
 	return &httpapi.API{Tokens: tokens, MaxBody: a.cfg.APIMaxBody, Client: client, Inspector: a.insp, Status: store,
 		Replayer: &jobs.Replayer{Client: client, Inspector: a.insp, Parked: store}, Integrations: a.store, Log: a.log}
 }
