@@ -97,7 +97,10 @@ func serverError() confluence.Outcome {
 }
 
 func TestBreakerOpensFleetWideProbesAndCloses(t *testing.T) {
-	rdb := newRedis(t)
+	testBreakerOpensFleetWideProbesAndCloses(t, newRedis(t))
+}
+
+func testBreakerOpensFleetWideProbesAndCloses(t *testing.T, rdb redis.UniversalClient) {
 	cfg := Config{Failures: 3, OpenFor: time.Second, Probes: 1}
 	a, b := New(rdb, cfg, nil), New(rdb, cfg, nil)
 	// 4xx and 429 never trip it.
@@ -131,7 +134,10 @@ func TestBreakerOpensFleetWideProbesAndCloses(t *testing.T) {
 }
 
 func TestPointsBudgetReserveAndHeaders(t *testing.T) {
-	rdb := newRedis(t)
+	testPointsBudgetReserveAndHeaders(t, newRedis(t))
+}
+
+func testPointsBudgetReserveAndHeaders(t *testing.T, rdb redis.UniversalClient) {
 	g := New(rdb, Config{PointsPerHour: 100}, nil)
 	n := 0
 	// Answers with no status (lost) leave our own count standing.

@@ -99,3 +99,72 @@ func (b *Buffer) String() string {
 func Env(vars ...string) []string {
 	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, vars...)
 }
+
+// RedisCluster starts a Redis Cluster of three masters, each with
+// replicas replicas, on loopback ports whose bus ports (+10000) are free,
+// and returns its nodes once every slot is served. It skips without
+// redis-server or redis-cli.
+func RedisCluster(t testing.TB, replicas int) []string {
+	t.Helper()
+	for _, bin := range []string{"redis-server", "redis-cli"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s not installed", bin)
+		}
+	}
+	var addrs []string
+	for range 3 * (1 + replicas) {
+		port := 0
+		for range 200 {
+			p := FreePort(t)
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+10000)); p < 55536 && err == nil {
+				l.Close()
+				port = p
+				break
+			} else if err == nil {
+				l.Close()
+			}
+		}
+		if port == 0 {
+			t.Fatal("no free port pair for a cluster node")
+		}
+		cmd := exec.Command("redis-server", "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no",
+			"--dir", t.TempDir(), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
+	}
+	for _, a := range addrs {
+		waitDial(t, a)
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, a := range addrs {
+		host, port, _ := net.SplitHostPort(a)
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			out, _ := exec.Command("redis-cli", "-h", host, "-p", port, "cluster", "info").Output()
+			if bytes.Contains(out, []byte("cluster_state:ok")) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster node %s not ready", a)
+			}
+		}
+	}
+	return addrs
+}
+
+func waitDial(t testing.TB, addr string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+	}
+	t.Fatalf("redis-server on %s did not start", addr)
+}
