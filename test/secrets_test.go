@@ -97,6 +97,10 @@ func (e *env) assertNoSecrets(extra map[string]string, logs ...string) {
 			check(k, strings.Join(e.rdb.SMembers(ctx, k).Val(), "\n"))
 		case "zset":
 			check(k, strings.Join(e.rdb.ZRange(ctx, k, 0, -1).Val(), "\n"))
+		case "stream": // the outcome stream and a cluster's outboxes
+			for _, m := range e.rdb.XRange(ctx, k, "-", "+").Val() {
+				check(k+" "+m.ID, fmt.Sprint(m.Values))
+			}
 		}
 	}
 	check("worker logs", e.logs.String())
