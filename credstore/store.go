@@ -229,7 +229,35 @@ func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
 	if err := s.legacy.Adopt(ctx, recordKey(id)); err != nil {
 		return nil, fmt.Errorf("credstore: get %q: %w", id, err)
 	}
-	b, err := s.rdb.Get(ctx, recordKey(id)).Bytes()
+	return s.read(id, s.rdb.Get(ctx, recordKey(id)))
+}
+
+// GetAlong is Get with the caller's own commands (along) queued in the
+// same pipeline: one round trip instead of two on the publish path, which
+// reads the record and the space cache back to back. along runs only when
+// the record is read from Redis, and its commands are pipelined, not
+// transactional: each answers as if sent alone.
+func (s *Store) GetAlong(ctx context.Context, id string, along func(redis.Pipeliner)) (*Record, error) {
+	if !IDPattern.MatchString(id) {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id) // Put never stores such an id
+	}
+	if err := s.legacy.Adopt(ctx, recordKey(id)); err != nil {
+		return nil, fmt.Errorf("credstore: get %q: %w", id, err)
+	}
+	var get *redis.StringCmd
+	// Each command keeps its own answer (and error); Exec's first error
+	// is get's or along's, read from the commands below.
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, recordKey(id))
+		along(p)
+		return nil
+	})
+	return s.read(id, get)
+}
+
+// read turns the answer to GET of id's record into the record.
+func (s *Store) read(id string, get *redis.StringCmd) (*Record, error) {
+	b, err := get.Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}

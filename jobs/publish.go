@@ -117,17 +117,22 @@ func (h *Publisher) ProcessTask(ctx context.Context, t *asynq.Task) error {
 // capped, a needs_reauth integration marked, the outcome recorded).
 func (h *Publisher) publish(ctx context.Context, taskID string, payload []byte) (*PublishResult, error) {
 	attempt, _ := asynq.GetRetryCount(ctx)
-	log := h.Log.With(zap.String("task_id", taskID), zap.String("task_type", TypePublishReport), zap.Int("attempt", attempt+1))
+	// The task's fields go into one child logger, built once the payload
+	// is decoded: zap encodes With fields eagerly, and a second With would
+	// copy the first one's encoded fields on every publish.
+	fields := make([]zap.Field, 0, 7)
+	fields = append(fields, zap.String("task_id", taskID), zap.String("task_type", TypePublishReport), zap.Int("attempt", attempt+1))
 	p, err := DecodePublishPayload(payload)
 	if err != nil {
+		log := h.Log.With(fields...)
 		log.Warn("invalid payload archived", zap.Error(err))
 		if rerr := h.recordInvalid(ctx, taskID, payload, err); rerr != nil {
 			return nil, rerr // runs again: no task ends without its event
 		}
 		return nil, permanent(fmt.Errorf("invalid payload: %w", err))
 	}
-	log = log.With(zap.String("integration", p.IntegrationID), zap.String("report_id", p.Report.ID),
-		zap.Int64("revision", p.Report.Revision), zap.String("event_id", p.EventID))
+	log := h.Log.With(append(fields, zap.String("integration", p.IntegrationID), zap.String("report_id", p.Report.ID),
+		zap.Int64("revision", p.Report.Revision), zap.String("event_id", p.EventID))...)
 	r := &publishRun{h: h, p: p, taskID: taskID, log: log, res: PublishResult{Revision: p.Report.Revision, Steps: map[string]string{}}}
 	if taskID == "" {
 		r.taskID = p.TaskID()
@@ -225,8 +230,32 @@ type connection struct {
 	cf  Confluence
 }
 
+// integrationsAlong is implemented by credstore.Store: Get with other
+// commands in the same round trip.
+type integrationsAlong interface {
+	GetAlong(ctx context.Context, id string, along func(redis.Pipeliner)) (*credstore.Record, error)
+}
+
+// getIntegration reads the integration's record and, when the store can
+// pipeline, the space cache resolve_space reads next (r.spaceCache): one
+// round trip for both. The cache is adopted from its legacy name first,
+// as resolve_space would; if that fails, resolve_space reads it itself.
+func (r *publishRun) getIntegration(ctx context.Context) (*credstore.Record, error) {
+	st, ok := r.h.Integrations.(integrationsAlong)
+	if !ok || r.h.Redis == nil {
+		return r.h.Integrations.Get(ctx, r.p.IntegrationID)
+	}
+	key := spaceKey(r.p.IntegrationID, r.p.Target.SpaceKey)
+	if r.h.Legacy.Adopt(ctx, key) != nil {
+		return r.h.Integrations.Get(ctx, r.p.IntegrationID)
+	}
+	return st.GetAlong(ctx, r.p.IntegrationID, func(p redis.Pipeliner) {
+		r.spaceCache = p.HGetAll(ctx, key)
+	})
+}
+
 func (r *publishRun) loadIntegration(ctx context.Context) (connection, error) {
-	rec, err := r.h.Integrations.Get(ctx, r.p.IntegrationID)
+	rec, err := r.getIntegration(ctx)
 	if errors.Is(err, credstore.ErrNotFound) {
 		return connection{}, permanent(fmt.Errorf("integration %q does not exist: create it with `worker integrations put`", r.p.IntegrationID))
 	}
@@ -250,10 +279,15 @@ func (r *publishRun) loadIntegration(ctx context.Context) (connection, error) {
 func (r *publishRun) resolveSpace(ctx context.Context) (placement, error) {
 	var at placement
 	key := spaceKey(r.p.IntegrationID, r.p.Target.SpaceKey)
-	if err := r.h.Legacy.Adopt(ctx, key); err != nil {
-		return at, err
+	cached := r.spaceCache // read (and adopted) with the integration
+	r.spaceCache = nil     // once: resolving again reads Redis anew
+	if cached == nil {
+		if err := r.h.Legacy.Adopt(ctx, key); err != nil {
+			return at, err
+		}
+		cached = r.h.Redis.HGetAll(ctx, key)
 	}
-	if v, err := r.h.Redis.HGetAll(ctx, key).Result(); err == nil && v["id"] != "" {
+	if v, err := cached.Result(); err == nil && v["id"] != "" {
 		at.space = &confluence.Space{ID: v["id"], Key: r.p.Target.SpaceKey, HomepageID: v["homepage"]}
 		at.spaceCached = true
 		r.res.Steps[string(stepResolveSpace)] = "cached"

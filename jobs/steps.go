@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"retropub/confluence"
@@ -52,15 +53,18 @@ type publishRun struct {
 	log    *zap.Logger
 	store  *mappingStore
 
-	slot     bool         // holds one of the integration's active slots (fair_share)
-	m        *mapping     // lock_report: the mapping, kept current by store
-	page     renderedPage // render
-	files    []localFile  // hash_attachments
-	rec      *credstore.Record
-	cf       Confluence // load_integration
-	at       placement  // resolve_space, ensure_parent (write_page may resolve it again)
-	recorded bool       // the outcome was recorded with the mapping
-	res      PublishResult
+	slot  bool         // holds one of the integration's active slots (fair_share)
+	m     *mapping     // lock_report: the mapping, kept current by store
+	page  renderedPage // render
+	files []localFile  // hash_attachments
+	rec   *credstore.Record
+	cf    Confluence // load_integration
+	at    placement  // resolve_space, ensure_parent (write_page may resolve it again)
+	// spaceCache is the space cache read along with the integration
+	// (load_integration), for resolve_space; nil: not read yet.
+	spaceCache *redis.MapStringStringCmd
+	recorded   bool // the outcome was recorded with the mapping
+	res        PublishResult
 }
 
 // renderedPage is the page as it should be: trimmed title, storage body
@@ -92,7 +96,10 @@ func step[T any](ctx context.Context, r *publishRun, name stepName, fn func(cont
 		return v, fmt.Errorf("%s: %w", name, err)
 	}
 	r.mark(name, ran)
-	r.log.Debug("step done", zap.String("step", string(name)), zap.String("outcome", r.res.Steps[string(name)]))
+	// Check first: at info (the default) the fields are never built.
+	if ce := r.log.Check(zap.DebugLevel, "step done"); ce != nil {
+		ce.Write(zap.String("step", string(name)), zap.String("outcome", r.res.Steps[string(name)]))
+	}
 	return v, nil
 }
 
