@@ -4,17 +4,18 @@ PKGS     := ./...
 
 .PHONY: demo test build lint bench bench-go clean
 
-## demo: the whole pipeline on embedded defaults (Ctrl-C to stop); the demo
-## tag links the fake Confluence, which the production worker does not carry
+## demo: the whole pipeline on embedded defaults (Ctrl-C to stop). The production
+## image builds the worker with -tags nodemo: no fake Confluence, no miniredis.
 demo:
-	$(GO) run -tags demo ./cmd/worker demo
+	$(GO) run ./cmd/worker demo
 
 ## test: every test, with the race detector (REDIS_URL adds the real-Redis suites).
 ## -parallel 6: the parallel end-to-end tests mostly wait (asynq's lease recovery,
 ## failovers), so more of them overlap than the 2 that GOMAXPROCS would allow.
 test:
 	$(GO) vet $(PKGS)
-	$(GO) vet -tags demo ./cmd/worker
+	$(GO) vet -tags nodemo ./cmd/worker
+	$(GO) test -count=1 -tags nodemo -run Production ./cmd/worker
 	$(GO) test -race -count=1 -timeout 15m -parallel 6 $(PKGS)
 
 ## build: static binaries in bin/
@@ -26,7 +27,7 @@ build:
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
-	$(GO) vet -tags demo ./cmd/worker
+	$(GO) vet -tags nodemo ./cmd/worker
 
 ## bench: the load harness (real worker process at the default log level, a private
 ## redis-server it starts itself): every gate off, then the defaults with the

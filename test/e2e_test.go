@@ -32,10 +32,10 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	// worker-demo is the worker built with the demo tag (make demo): the
-	// production worker does not link the fake Confluence the demo runs on.
+	// worker is built as the production image builds it (-tags nodemo: no
+	// fake Confluence, no miniredis); worker-demo as go build and make demo do.
 	for _, b := range []struct{ name, pkg, tags string }{
-		{"worker", "worker", ""}, {"worker-demo", "worker", "demo"}, {"enqueue", "enqueue", ""},
+		{"worker", "worker", "nodemo"}, {"worker-demo", "worker", ""}, {"enqueue", "enqueue", ""},
 	} {
 		name := b.name
 		cmd := exec.Command("go", "build", "-race", "-tags", b.tags, "-o", filepath.Join(dir, name), "retropub/cmd/"+b.pkg)

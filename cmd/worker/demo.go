@@ -1,4 +1,4 @@
-//go:build demo
+//go:build !nodemo
 
 // The demo links the fake Confluence and miniredis, so it is compiled only
 // with the demo build tag (make demo); the production worker (make build,

@@ -1,4 +1,4 @@
-//go:build !demo
+//go:build nodemo
 
 package main
 
@@ -8,9 +8,9 @@ import (
 	"io"
 )
 
-// runDemo in the production build: the demo (fake Confluence, miniredis) is
-// not linked into it. demo.go is the real one.
+// runDemo in the production image (built with -tags nodemo): the demo (fake
+// Confluence, miniredis) is not linked into it. demo.go is the real one.
 func runDemo(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "worker: this binary was built without the demo; run `make demo` (go run -tags demo ./cmd/worker demo)")
+	fmt.Fprintln(stderr, "worker: this binary was built with -tags nodemo (the production image) and has no demo; run `make demo` (go run ./cmd/worker demo)")
 	return 2
 }
