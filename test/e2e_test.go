@@ -261,6 +261,19 @@ func TestWorkerBinaryArchivesInvalidPayloads(t *testing.T) {
 	if !w.alive() {
 		t.Fatal("worker died")
 	}
+	// Each undecodable task emitted report.invalid once, saying why.
+	invalid := 0
+	for _, ev := range streamEvents(t, e.rdb) {
+		if ev.Type == outcomes.TypeInvalid {
+			invalid++
+			if ev.Error == nil || ev.Error.Class != outcomes.ClassInvalid || !strings.Contains(ev.Error.Message, "invalid payload") || !strings.HasPrefix(ev.TaskID, "bad-") {
+				t.Errorf("invalid event %+v", ev)
+			}
+		}
+	}
+	if invalid != 3 {
+		t.Fatalf("%d report.invalid events, want 3", invalid)
+	}
 }
 
 // Must-show 4: the worker SIGKILLed after the page was created and before
