@@ -16,7 +16,7 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags nodemo ./cmd/worker
 	$(GO) test -count=1 -tags nodemo -run Production ./cmd/worker
-	$(GO) test -race -count=1 -timeout 15m -parallel 6 $(PKGS)
+	$(GO) test -race -count=1 -timeout 25m -parallel 6 $(PKGS)
 
 ## build: static binaries in bin/
 build:
