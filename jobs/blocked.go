@@ -45,7 +45,7 @@ func asBlocked(p *PublishPayload, err error) error {
 // trackBlocked keeps the integration's blocked spaces: a blocked publish
 // marks its space, a publish that wrote there clears it. A failure to
 // record is logged, never the task's end: the publish itself is decided.
-func (h *Publisher) trackBlocked(ctx context.Context, log *zap.Logger, p *PublishPayload, outcome string, err error) {
+func (h *Publisher) trackBlocked(ctx context.Context, log *zap.Logger, p *PublishPayload, outcome string, cleared bool, err error) {
 	if h.Redis == nil {
 		return
 	}
@@ -55,7 +55,7 @@ func (h *Publisher) trackBlocked(ctx context.Context, log *zap.Logger, p *Publis
 	case errors.As(err, &be):
 		rerr = blocked.Mark(context.WithoutCancel(ctx), h.Redis, be.Integration, be.Space, be.Error(), time.Now())
 		log.Warn("space blocked by an app access rule", zap.String("space", be.Space))
-	case err == nil && outcome == "published":
+	case err == nil && outcome == "published" && !cleared: // cleared: done with the slot's release (cleanup)
 		rerr = blocked.Clear(context.WithoutCancel(ctx), h.Redis, p.IntegrationID, p.Target.SpaceKey)
 	}
 	if rerr != nil {

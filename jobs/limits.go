@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"retropub/internal/blocked"
 	"retropub/internal/rediskeys"
 )
 
@@ -102,11 +103,14 @@ func (r *publishRun) takeSlot(ctx context.Context) (bool, error) {
 // releaseSlot frees the slot and wakes the integration's oldest waiting
 // task (retry → pending). A woken task that is not in the retry set (it
 // is still returning its deferral, or ran already) is skipped for the next.
-func (r *publishRun) releaseSlot(ctx context.Context) {
+//
+// With published, the space's blocked mark is cleared in the same round
+// trip (a pipeline, not a transaction: the two were never atomic).
+func (r *publishRun) releaseSlot(ctx context.Context, published bool) {
 	if !r.slot {
 		return
 	}
-	next, err := releaseSlotScript.Run(ctx, r.h.Redis, []string{activeKey(r.p.IntegrationID), waitingKey(r.p.IntegrationID)}, r.taskID).Text()
+	next, err := r.releaseSlotAndClear(ctx, published)
 	if errors.Is(err, redis.Nil) {
 		return // nobody waits: the common case, one round trip
 	}
@@ -129,6 +133,27 @@ func (r *publishRun) releaseSlot(ctx context.Context) {
 		}
 		next = popped[0].Member.(string)
 	}
+}
+
+// releaseSlotAndClear runs releaseSlotScript, pipelined with blocked.Clear
+// when published (the script is sent by hash; EVAL only if Redis lacks it).
+func (r *publishRun) releaseSlotAndClear(ctx context.Context, published bool) (string, error) {
+	keys := []string{activeKey(r.p.IntegrationID), waitingKey(r.p.IntegrationID)}
+	if !published {
+		return releaseSlotScript.Run(ctx, r.h.Redis, keys, r.taskID).Text()
+	}
+	pipe := r.h.Redis.Pipeline()
+	release := releaseSlotScript.EvalSha(ctx, pipe, keys, r.taskID)
+	cleared := blocked.ClearIn(ctx, pipe, r.p.IntegrationID, r.p.Target.SpaceKey)
+	_, _ = pipe.Exec(ctx) // each command keeps its own answer
+	r.blockedCleared = true
+	if err := cleared(); err != nil {
+		r.log.Warn("record blocked space", zap.Error(err))
+	}
+	if redis.HasErrorPrefix(release.Err(), "NOSCRIPT") {
+		return releaseSlotScript.Run(ctx, r.h.Redis, keys, r.taskID).Text()
+	}
+	return release.Text()
 }
 
 // deferralCountScript counts a task's deferrals and remembers the first.

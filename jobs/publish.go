@@ -139,7 +139,7 @@ func (h *Publisher) publish(ctx context.Context, taskID string, payload []byte) 
 	}
 	r.store = newMappingStore(h.Redis, h.Legacy, p.IntegrationID, p.Report.ID, r.taskID)
 	err = h.capDeferrals(ctx, r.taskID, classify(p.IntegrationID, asBlocked(p, r.run(ctx))))
-	h.trackBlocked(ctx, log, p, r.res.Outcome, err)
+	h.trackBlocked(ctx, log, p, r.res.Outcome, r.blockedCleared, err)
 	var re *ReauthError
 	if errors.As(err, &re) && !re.Marked {
 		h.markReauth(ctx, log, p.IntegrationID, re.Reason)

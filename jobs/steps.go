@@ -64,7 +64,10 @@ type publishRun struct {
 	// (load_integration), for resolve_space; nil: not read yet.
 	spaceCache *redis.MapStringStringCmd
 	recorded   bool // the outcome was recorded with the mapping
-	res        PublishResult
+	// blockedCleared: cleanup cleared the space's blocked mark (tried,
+	// its error logged), so trackBlocked need not.
+	blockedCleared bool
+	res            PublishResult
 }
 
 // renderedPage is the page as it should be: trimmed title, storage body
@@ -116,9 +119,13 @@ func (r *publishRun) mark(name stepName, outcome string) {
 	}
 }
 
-func (r *publishRun) run(ctx context.Context) error {
-	defer r.cleanup(context.WithoutCancel(ctx))
-	err := r.steps(ctx)
+func (r *publishRun) run(ctx context.Context) (err error) {
+	defer func() {
+		// A published run clears the space's blocked mark (trackBlocked)
+		// in the round trip that frees its slot.
+		r.cleanup(context.WithoutCancel(ctx), err == nil && r.res.Outcome == "published")
+	}()
+	err = r.steps(ctx)
 	if errors.Is(err, errFinished) {
 		for _, name := range stepOrder {
 			r.mark(name, skipped)
@@ -172,8 +179,8 @@ func (r *publishRun) steps(ctx context.Context) (err error) {
 
 // cleanup frees the fair share and the report lock (unless the last step
 // released it with the revision) and counts the HTTP calls.
-func (r *publishRun) cleanup(ctx context.Context) {
-	r.releaseSlot(ctx)
+func (r *publishRun) cleanup(ctx context.Context, published bool) {
+	r.releaseSlot(ctx, published)
 	if err := r.store.release(ctx); err != nil {
 		r.log.Warn("release report lock", zap.Error(err))
 	}

@@ -40,7 +40,18 @@ func Mark(ctx context.Context, rdb redis.UniversalClient, integration, space, me
 
 // Clear forgets a blocked space (a publish there succeeded).
 func Clear(ctx context.Context, rdb redis.UniversalClient, integration, space string) error {
-	if err := rdb.HDel(ctx, Key(integration), space).Err(); err != nil {
+	return clearResult(rdb.HDel(ctx, Key(integration), space), integration, space)
+}
+
+// ClearIn queues Clear in pipe, so it can share a round trip; the returned
+// func gives Clear's result once pipe has run.
+func ClearIn(ctx context.Context, pipe redis.Pipeliner, integration, space string) func() error {
+	cmd := pipe.HDel(ctx, Key(integration), space)
+	return func() error { return clearResult(cmd, integration, space) }
+}
+
+func clearResult(cmd *redis.IntCmd, integration, space string) error {
+	if err := cmd.Err(); err != nil {
 		return fmt.Errorf("clear blocked space %s of integration %s: %w", space, integration, err)
 	}
 	return nil
