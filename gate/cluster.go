@@ -96,27 +96,7 @@ return 1`)
 // budgetReportScript is reportScript's pause and points part.
 // KEYS: points, pause. ARGV: pause ms, points remaining, reset ms, near,
 // limit, answered (as reportScript).
-var budgetReportScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local pausems = tonumber(ARGV[1])
-if pausems > 0 then
-  local untilms = now + pausems
-  if untilms > tonumber(redis.call('GET', KEYS[2]) or '0') then
-    redis.call('SET', KEYS[2], untilms, 'PX', pausems + 60000)
-  end
-end
-local limit, remaining, resetms = tonumber(ARGV[5]), tonumber(ARGV[2]), tonumber(ARGV[3])
-if limit > 0 and (remaining >= 0 or resetms >= 0 or ARGV[4] == '1') then
-  if resetms >= 0 then redis.call('HSET', KEYS[1], 'end', now + resetms, 'learned', 1) end
-  if remaining >= 0 then
-    local used = tonumber(redis.call('HGET', KEYS[1], 'used') or '0')
-    redis.call('HSET', KEYS[1], 'used', math.max(used, limit - remaining))
-  end
-  if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'near', 1) end
-  redis.call('PEXPIRE', KEYS[1], 7200000)
-elseif limit > 0 and ARGV[6] == '1' then
-  local used = tonumber(redis.call('HGET', KEYS[1], 'used') or '0')
-  if used > limit * 0.75 then redis.call('HSET', KEYS[1], 'used', math.floor(limit * 0.75)) end
-end
+var budgetReportScript = redis.NewScript(reportPreludeLua + `
+if tonumber(ARGV[1]) > 0 then extend(KEYS[2], tonumber(ARGV[1])) end
+report_points(KEYS[1], tonumber(ARGV[5]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1', ARGV[6] == '1')
 return 1`)

@@ -117,16 +117,8 @@ return {0, 0, probe}`)
 // points remaining (-1 unknown), ms until the points window resets (-1
 // unknown), near limit (0/1), points limit, answered (1: Confluence answered
 // other than 429, so a missing quota header means "under 80 %")
-var reportScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+var reportScript = redis.NewScript(reportPreludeLua + `
 redis.call('ZREM', KEYS[3], ARGV[1])
-local function extend(key, ms)
-  local untilms = now + ms
-  if untilms > tonumber(redis.call('GET', key) or '0') then
-    redis.call('SET', key, untilms, 'PX', ms + 60000)
-  end
-end
 if tonumber(ARGV[2]) > 0 then extend(KEYS[1], tonumber(ARGV[2])) end
 if tonumber(ARGV[3]) > 0 then extend(KEYS[5], tonumber(ARGV[3])) end
 local verdict = tonumber(ARGV[4])
@@ -139,22 +131,39 @@ elseif verdict == 2 then
 elseif verdict == 3 and redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('HINCRBY', KEYS[2], 'probes', -1)
 end
-local limit, remaining, resetms = tonumber(ARGV[9]), tonumber(ARGV[6]), tonumber(ARGV[7])
-if limit > 0 and (remaining >= 0 or resetms >= 0 or ARGV[8] == '1') then
-  if resetms >= 0 then redis.call('HSET', KEYS[4], 'end', now + resetms, 'learned', 1) end
-  if remaining >= 0 then
-    local used = tonumber(redis.call('HGET', KEYS[4], 'used') or '0')
-    redis.call('HSET', KEYS[4], 'used', math.max(used, limit - remaining))
-  end
-  if ARGV[8] == '1' then redis.call('HSET', KEYS[4], 'near', 1) end
-  redis.call('PEXPIRE', KEYS[4], 7200000)
-elseif limit > 0 and ARGV[10] == '1' then
-  -- Atlassian sends r only past ~80 % use: an answer without it means
-  -- our estimate (GETs reserved at 2 points) ran ahead of its count.
-  local used = tonumber(redis.call('HGET', KEYS[4], 'used') or '0')
-  if used > limit * 0.75 then redis.call('HSET', KEYS[4], 'used', math.floor(limit * 0.75)) end
-end
+report_points(KEYS[4], tonumber(ARGV[9]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8] == '1', ARGV[10] == '1')
 return 1`)
+
+// reportPreludeLua is what both report scripts (the joint one here and
+// the cluster's budget half) share: the server's clock, extend (push a
+// deadline key later, never earlier) and report_points (record one
+// answer's points headers in the hourly points hash).
+const reportPreludeLua = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function extend(key, ms)
+  local untilms = now + ms
+  if untilms > tonumber(redis.call('GET', key) or '0') then
+    redis.call('SET', key, untilms, 'PX', ms + 60000)
+  end
+end
+local function report_points(key, limit, remaining, resetms, near, answered)
+  if limit > 0 and (remaining >= 0 or resetms >= 0 or near) then
+    if resetms >= 0 then redis.call('HSET', key, 'end', now + resetms, 'learned', 1) end
+    if remaining >= 0 then
+      local used = tonumber(redis.call('HGET', key, 'used') or '0')
+      redis.call('HSET', key, 'used', math.max(used, limit - remaining))
+    end
+    if near then redis.call('HSET', key, 'near', 1) end
+    redis.call('PEXPIRE', key, 7200000)
+  elseif limit > 0 and answered then
+    -- Atlassian sends r only past ~80 % use: an answer without it means
+    -- our estimate (GETs reserved at 2 points) ran ahead of its count.
+    local used = tonumber(redis.call('HGET', key, 'used') or '0')
+    if used > limit * 0.75 then redis.call('HSET', key, 'used', math.floor(limit * 0.75)) end
+  end
+end
+`
 
 // heldKey is the instance's in-flight reservations of leasing processes
 // (lease.go): one field per process, "slots:expiry ms".
